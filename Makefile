@@ -1,0 +1,42 @@
+# The workbench's two commands (see README.md):
+#   make report   run the notebooks headless on the shipped data into reports/
+#   make test     run the tests
+# Each creates the virtual environment and installs everything on first use.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+PARAMS ?= reports/params/default.yaml
+
+export MUJOCO_GL ?= egl
+export SDL_VIDEODRIVER ?= dummy
+
+.PHONY: install report report-full test clean-venv
+
+install: $(STAMP)
+
+# Stage 1 resolves normally; stage 2 installs dsrl, safety-gymnasium and bullet-safety-gym
+# with --no-deps, because their metadata pins cannot install on Python 3.11 (see the comment
+# at the top of requirements-nodeps.txt). Their real dependencies are pinned in stage 1.
+$(STAMP): requirements.txt requirements-nodeps.txt pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required, found " + sys.version)'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps -r requirements-nodeps.txt
+	$(PY) -m pip install --quiet --no-deps -e .
+	$(PY) -c "import tcdp_lib.data.compat as c; print('simulator families:', c.apply())"
+	touch $(STAMP)
+
+report: install
+	$(VENV)/bin/tcdp report --params $(PARAMS)
+
+report-full: install
+	$(VENV)/bin/tcdp report --params reports/params/full.yaml
+
+test: install
+	$(PY) -m pytest tests -q
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,66 @@
+"""Dataset figures: episode counts, per-budget feasible counts and best rewards, frontiers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from tcdp_lib.data.episodes import Episodes
+
+
+@dataclass(frozen=True)
+class BudgetFigures:
+    budget: float
+    feasible_episodes: int
+    best_feasible_reward: float | None
+
+
+def budget_figures(episodes: Episodes, budgets) -> list[BudgetFigures]:
+    """For each budget: how many episodes have ``C <= b`` and the best reward among them."""
+    out = []
+    for b in budgets:
+        mask = episodes.feasible(b)
+        best = float(episodes.returns[mask].max()) if mask.any() else None
+        out.append(BudgetFigures(float(b), int(mask.sum()), best))
+    return out
+
+
+def frontier(episodes: Episodes, grid=None) -> tuple[np.ndarray, np.ndarray]:
+    """The feasible frontier: best episode reward among episodes with cost <= b, for b in ``grid``."""
+    costs, returns = episodes.cost_returns, episodes.returns
+    if grid is None:
+        grid = np.unique(costs)
+    grid = np.asarray(grid, dtype=np.float64)
+    order = np.argsort(costs)
+    best = np.maximum.accumulate(returns[order])
+    idx = np.searchsorted(costs[order], grid, side="right") - 1
+    values = np.where(idx >= 0, best[np.clip(idx, 0, None)], np.nan)
+    return grid, values
+
+
+def dataset_card_markdown(paths: list[Path]) -> str:
+    """A markdown table of the figures of each dataset file."""
+    from tcdp_lib.data.dataset import load_dataset
+
+    lines = [
+        "| task | file MB | episodes | steps | reward min / max | cost min / max | budget: feasible episodes, best reward | generator steps | generator wall time |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for path in paths:
+        task_id = Path(path).stem
+        ds = load_dataset(task_id, path)
+        ep = ds.episodes
+        figs = "; ".join(
+            f"{f.budget:g}: {f.feasible_episodes}, {f.best_feasible_reward:.1f}" if f.best_feasible_reward is not None
+            else f"{f.budget:g}: 0, -" for f in budget_figures(ep, ds.meta.budgets)
+        )
+        gen = ds.meta.generator
+        lines.append(
+            f"| {task_id} | {Path(path).stat().st_size / 2**20:.1f} | {ep.num_episodes} | "
+            f"{len(ep.rewards)} | {ep.returns.min():.1f} / {ep.returns.max():.1f} | "
+            f"{ep.cost_returns.min():.0f} / {ep.cost_returns.max():.0f} | {figs} | "
+            f"{gen.get('steps', '-')} | {gen.get('wall_time_s', '-')} s |"
+        )
+    return "\n".join(lines) + "\n"

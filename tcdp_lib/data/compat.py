@@ -1,0 +1,149 @@
+"""Fixes for the simulator stack on Python 3.11, applied once before any environment is made.
+
+Each fix changes objects in memory only (nothing in site-packages) and names its cause.
+``apply()`` is idempotent; :func:`tcdp_lib.data.envs.make_env` and the dataset loader call it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import io
+import os
+import sys
+import warnings
+
+_APPLIED: set[str] = set()
+
+# Families whose dsrl registration module imported, and the error of those that did not.
+FAMILY_STATUS: dict[str, str | None] = {}
+
+_DSRL_FAMILY_MODULES = {
+    "bullet": "dsrl.offline_bullet_safety_gym",
+    "safety_gymnasium": "dsrl.offline_safety_gymnasium",
+    "metadrive": "dsrl.offline_metadrive",
+}
+# dsrl's family modules register entry points lazily: the simulator package itself is imported
+# here too, so a missing package is reported now rather than at the first make().
+_SIMULATOR_MODULES = {
+    "bullet": "bullet_safety_gym",
+    "safety_gymnasium": "safety_gymnasium",
+    "metadrive": "metadrive",
+}
+
+
+class _HashableArray:  # namespace for the ndarray subclass built lazily (numpy import is cheap)
+    cls = None
+
+
+def fix_safety_gymnasium_colors() -> None:
+    """Safety-Gymnasium on Python 3.11: ``ValueError: mutable default <class 'numpy.ndarray'>``.
+
+    Cause: ``safety_gymnasium.assets.color.COLOR`` holds ndarrays that the geom dataclasses use
+    as field defaults; 3.11 rejects defaults whose class is unhashable. The geom modules are
+    imported lazily at the first ``make()``, so replacing the values by views of an ndarray
+    subclass with an identity hash, before that, lets the dataclasses build. Values are unchanged.
+    """
+    if "sg_colors" in _APPLIED:
+        return
+    import numpy as np
+
+    if _HashableArray.cls is None:
+        _HashableArray.cls = type("HashableArray", (np.ndarray,), {"__hash__": object.__hash__})
+    try:
+        color = importlib.import_module("safety_gymnasium.assets.color")
+    except ImportError:
+        return
+    for key, value in list(color.COLOR.items()):
+        if type(value).__hash__ is None:
+            color.COLOR[key] = np.asarray(value).view(_HashableArray.cls)
+    _APPLIED.add("sg_colors")
+
+
+def _has_real_descriptor(stream) -> bool:
+    try:
+        stream.fileno()
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        return False
+    name = getattr(stream, "name", None)
+    return isinstance(name, str) and name in ("<stdout>", "<stderr>")
+
+
+def fix_bullet_stream_redirect() -> None:
+    """bullet-safety-gym inside a Jupyter kernel: ``undefined symbol: tder`` / ``fileno``.
+
+    Cause: ``bullet_safety_gym.envs.builder.RedirectStream`` dup2()s the stream's descriptor
+    and dlsym()s libc's ``stream.name[1:-1]``; a kernel's ``sys.stderr`` has no real descriptor
+    and is named ``stderr``, not ``<stderr>``. The module is imported with the real
+    ``sys.__stderr__`` in place, and the redirect becomes a no-op for streams without one.
+    """
+    if "bullet_stream" in _APPLIED:
+        return
+    saved = sys.stdout, sys.stderr
+    try:
+        if sys.__stderr__ is not None:
+            sys.stderr = sys.__stderr__
+        if sys.__stdout__ is not None:
+            sys.stdout = sys.__stdout__
+        builder = importlib.import_module("bullet_safety_gym.envs.builder")
+    except ImportError:
+        return
+    finally:
+        sys.stdout, sys.stderr = saved
+
+    original = builder.RedirectStream
+    if getattr(original, "_tcdp_safe", False):
+        _APPLIED.add("bullet_stream")
+        return
+
+    class SafeRedirectStream(original):
+        _tcdp_safe = True
+
+        def __enter__(self):
+            self._active = _has_real_descriptor(self.stream)
+            if self._active:
+                return super().__enter__()
+            return None
+
+        def __exit__(self, *exc):
+            if self._active:
+                return super().__exit__(*exc)
+            return None
+
+    builder.RedirectStream = SafeRedirectStream
+    _APPLIED.add("bullet_stream")
+
+
+def import_dsrl_families() -> dict[str, str | None]:
+    """Import each dsrl family on its own and record which failed.
+
+    Cause: ``dsrl/__init__.py`` imports the three families in one ``try``, so if one fails the
+    later ones are silently not registered (and it prints the error). Here each family's
+    registration module is imported separately; its messages (and gym's notice) are captured
+    rather than printed. Returns ``{family: None | error text}``.
+    """
+    if FAMILY_STATUS:
+        return FAMILY_STATUS
+    os.environ.setdefault("DSRL_SUPPRESS_IMPORT_ERROR", "1")
+    sink = io.StringIO()
+    with contextlib.redirect_stderr(sink), contextlib.redirect_stdout(sink), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        importlib.import_module("dsrl")
+        for family, module in _DSRL_FAMILY_MODULES.items():
+            try:
+                importlib.import_module(module)
+                importlib.import_module(_SIMULATOR_MODULES[family])
+                FAMILY_STATUS[family] = None
+            except Exception as err:  # noqa: BLE001 - any failure means "family unavailable"
+                FAMILY_STATUS[family] = f"{type(err).__name__}: {err}"
+    return FAMILY_STATUS
+
+
+def apply() -> dict[str, str | None]:
+    """Apply every fix (idempotent) and register dsrl's families; returns the family status."""
+    # MuJoCo picks its GL backend when first imported (dsrl imports it): EGL renders offscreen
+    # on a CPU machine without a display; a user's own MUJOCO_GL wins.
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    fix_safety_gymnasium_colors()
+    fix_bullet_stream_redirect()
+    return import_dsrl_families()

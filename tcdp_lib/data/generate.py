@@ -1,0 +1,426 @@
+"""Make a DSRL-format dataset in the real simulator: ``tcdp generate-data TASK``.
+
+DSRL's recipe, on one CPU core:
+
+1. Train a behaviour policy with stable-baselines3 PPO on the Lagrangian-penalised reward
+   ``(r - lambda * c) / (1 + lambda)``. The multiplier follows a cost limit ``d`` that the
+   schedule sweeps during training: after each rollout ``lambda <- max(0, lambda + lr * (Jc - d))``
+   where ``Jc`` is the mean episode cost of that rollout.
+2. Log *every* finished episode of training (raw reward and cost), so the data covers the
+   reward/cost frontier from very safe to reckless.
+3. Density-filter the episodes on the (cost, reward) plane with dsrl's ``filter_trajectory``
+   (dense cells are thinned; no cell is emptied, so each band keeps its best episodes).
+4. Write DSRL's hdf5 layout plus metadata (task, reference rewards, budgets, how it was made).
+
+Training runs in *stages*; each stage starts from the model and multiplier saved by the last
+one and is seeded from ``(seed, stage)``, so a run that is killed resumes at its last finished
+stage and gives the same file as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from tcdp_lib.data.envs import make_env
+from tcdp_lib.data.tasks import get_task
+
+STAGE_KEYS = ("observations", "next_observations", "actions", "rewards", "costs", "terminals", "timeouts")
+
+
+# -----------------------------------------------------------------------------
+# Configuration
+# -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Phase:
+    """A part of the training schedule with its own cost limit."""
+
+    steps: int
+    """Environment steps in this phase."""
+    limit_start: float | None = None
+    """Cost limit at the phase start; ``None`` trains unconstrained (lambda = 0)."""
+    limit_end: float | None = None
+    """Cost limit at the phase end (geometric interpolation); defaults to ``limit_start``."""
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    """How one dataset is made."""
+
+    task: str
+    """DSRL task id."""
+    phases: tuple[Phase, ...]
+    """The training schedule: unconstrained and constrained phases, in order."""
+    seed: int = 0
+    """Seeds PPO, the environment and the filter."""
+    stage_steps: int = 20_480
+    """Steps between checkpoints of the generator (a multiple of ``n_steps``)."""
+    lambda_lr: float = 0.05
+    """Step size of the Lagrange multiplier per rollout, per unit of cost above the limit."""
+    lambda_max: float = 50.0
+    """Upper clip of the multiplier."""
+    n_steps: int = 2048
+    """PPO rollout length."""
+    batch_size: int = 64
+    """PPO minibatch size."""
+    learning_rate: float = 3e-4
+    """PPO learning rate."""
+    cost_bins: int = 40
+    """Filter grid: bins along episode cost."""
+    reward_bins: int = 40
+    """Filter grid: bins along episode reward."""
+    max_per_bin: int = 6
+    """Filter: episodes kept per (cost, reward) cell at most (lowered to fit ``max_steps``)."""
+    max_steps: int = 100_000
+    """Filter: at most this many steps are kept (the largest ``max_per_bin`` that fits is used)."""
+
+    @property
+    def total_steps(self) -> int:
+        return sum(p.steps for p in self.phases)
+
+    def limit_at(self, step: int) -> float | None:
+        """The cost limit in force at environment step ``step`` (``None``: unconstrained)."""
+        start = 0
+        for phase in self.phases:
+            if step < start + phase.steps:
+                if phase.limit_start is None:
+                    return None
+                end = phase.limit_start if phase.limit_end is None else phase.limit_end
+                frac = (step - start) / max(phase.steps, 1)
+                lo, hi = max(phase.limit_start, 1e-3), max(end, 1e-3)
+                return float(lo * (hi / lo) ** frac)
+            start += phase.steps
+        last = self.phases[-1]
+        return last.limit_end if last.limit_end is not None else last.limit_start
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    def training_json(self) -> dict:
+        """The fields that shape the training stages (the filter's fields excluded)."""
+        return {k: v for k, v in self.to_json().items() if k not in FILTER_FIELDS}
+
+
+FILTER_FIELDS = ("cost_bins", "reward_bins", "max_per_bin", "max_steps")
+
+
+def _cfg(task: str, *phases: tuple, **kw) -> GeneratorConfig:
+    return GeneratorConfig(task=task, phases=tuple(Phase(*p) for p in phases), **kw)
+
+
+# Per-task recipes. Phases are (steps, limit_start, limit_end).
+RECIPES: dict[str, GeneratorConfig] = {
+    # Bold first, then a limit sweep upward: the policy is pushed safe, then spends cost again.
+    "OfflineBallCircle-v0": _cfg(
+        "OfflineBallCircle-v0", (160_000, None), (200_000, 5.0, 80.0), max_steps=110_000,
+    ),
+    # DSRL's upward sweep from the start: a bold BallRun policy saturates its actions and
+    # no longer finds the slow ones, so it must learn under the constraint first.
+    "OfflineBallRun-v0": _cfg("OfflineBallRun-v0", (320_000, 2.0, 100.0)),
+    "OfflineCarCircle-v0": _cfg("OfflineCarCircle-v0", (200_000, None), (500_000, 5.0, 150.0)),
+    "OfflinePointCircle1Gymnasium-v0": _cfg(
+        "OfflinePointCircle1Gymnasium-v0", (327_680, 5.0, 200.0), stage_steps=16_384,
+        max_steps=60_000,
+    ),
+}
+
+
+def recipe(task: str, **overrides) -> GeneratorConfig:
+    """The shipped recipe of ``task`` (or a generic one), with fields overridden."""
+    get_task(task)
+    base = RECIPES.get(task) or _cfg(task, (200_000, None), (200_000, 10.0, 100.0))
+    return replace(base, **overrides) if overrides else base
+
+
+# -----------------------------------------------------------------------------
+# Environment wrapper: Lagrangian reward and episode logging
+# -----------------------------------------------------------------------------
+
+
+class _Lagrangian:
+    """The multiplier shared between the environment wrapper and the PPO callback."""
+
+    def __init__(self, value: float = 0.0):
+        self.value = value
+
+
+def _make_logged_env(task: str, lagrange: _Lagrangian, sink: list):
+    import gymnasium
+
+    class LagrangianLogger(gymnasium.Wrapper):
+        """Returns ``(r - lam c) / (1 + lam)`` to PPO; logs raw transitions of each episode."""
+
+        def reset(self, **kwargs):
+            obs, info = self.env.reset(**kwargs)
+            self._obs = np.asarray(obs, dtype=np.float32)
+            self._buf = {k: [] for k in STAGE_KEYS}
+            return obs, info
+
+        def step(self, action):
+            obs, reward, terminated, truncated, info = self.env.step(action)
+            cost = float(info.get("cost", 0.0))
+            b = self._buf
+            b["observations"].append(self._obs)
+            b["next_observations"].append(np.asarray(obs, dtype=np.float32))
+            b["actions"].append(np.asarray(action, dtype=np.float32))
+            b["rewards"].append(float(reward))
+            b["costs"].append(cost)
+            b["terminals"].append(bool(terminated))
+            b["timeouts"].append(bool(truncated and not terminated))
+            self._obs = np.asarray(obs, dtype=np.float32)
+            if terminated or truncated:
+                sink.append({k: np.asarray(v) for k, v in b.items()})
+            lam = lagrange.value
+            return obs, (reward - lam * cost) / (1.0 + lam), terminated, truncated, info
+
+    return LagrangianLogger(make_env(task))
+
+
+# -----------------------------------------------------------------------------
+# Generation
+# -----------------------------------------------------------------------------
+
+
+@dataclass
+class GenerationResult:
+    """What :func:`generate_dataset` made."""
+
+    path: Path
+    num_episodes_logged: int
+    num_episodes_kept: int
+    num_steps_kept: int
+    wall_time_s: float
+    stages: list = field(default_factory=list)
+
+
+def _work_dir(cfg: GeneratorConfig, root: Path) -> Path:
+    return root / f"{cfg.task}-seed{cfg.seed}"
+
+
+def _atomic_write_json(path: Path, obj) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=1))
+    os.replace(tmp, path)
+
+
+def _run_stages(cfg: GeneratorConfig, work: Path, progress: bool) -> list[dict]:
+    """Train PPO stage by stage, saving each stage's episodes; resumes from ``work``."""
+    import torch
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.vec_env import DummyVecEnv
+    from tqdm.auto import tqdm
+
+    torch.set_num_threads(1)
+    work.mkdir(parents=True, exist_ok=True)
+    state_path = work / "state.json"
+    config_json = cfg.training_json()
+    if state_path.exists():
+        state = json.loads(state_path.read_text())
+        if state["config"] != json.loads(json.dumps(config_json)):
+            raise ValueError(
+                f"{work} holds a generator run with another configuration; "
+                f"delete it or choose another --work-dir"
+            )
+    else:
+        state = {"config": config_json, "stages": [], "wall_time_s": 0.0}
+
+    n_stages = -(-cfg.total_steps // cfg.stage_steps)
+    bar = tqdm(total=cfg.total_steps, desc=f"generate {cfg.task}", unit="step", disable=not progress)
+    bar.update(len(state["stages"]) * cfg.stage_steps)
+
+    for stage in range(len(state["stages"]), n_stages):
+        t0 = time.time()
+        step0 = stage * cfg.stage_steps
+        steps = min(cfg.stage_steps, cfg.total_steps - step0)
+        lagrange = _Lagrangian(state["stages"][-1]["lambda_end"] if state["stages"] else 0.0)
+        sink: list = []
+        venv = DummyVecEnv([lambda: _make_logged_env(cfg.task, lagrange, sink)])
+        stage_seed = cfg.seed * 100_003 + stage
+        if stage == 0:
+            model = PPO(
+                "MlpPolicy", venv, n_steps=cfg.n_steps, batch_size=cfg.batch_size,
+                learning_rate=cfg.learning_rate, seed=stage_seed, device="cpu", verbose=0,
+            )
+        else:
+            model = PPO.load(work / f"ppo_{stage - 1:04d}.zip", env=venv, device="cpu")
+        model.set_random_seed(stage_seed)
+        seen = [0]
+
+        class LagrangeUpdate(BaseCallback):
+            def _on_step(self) -> bool:
+                return True
+
+            def _on_rollout_end(self) -> None:
+                new = sink[seen[0]:]
+                seen[0] = len(sink)
+                limit = cfg.limit_at(step0 + self.num_timesteps - model_start)
+                if limit is None:
+                    lagrange.value = 0.0
+                elif new:
+                    jc = float(np.mean([e["costs"].sum() for e in new]))
+                    lagrange.value = float(
+                        np.clip(lagrange.value + cfg.lambda_lr * (jc - limit), 0.0, cfg.lambda_max)
+                    )
+                bar.update(cfg.n_steps)
+
+        model_start = model.num_timesteps
+        model.learn(steps, callback=LagrangeUpdate(), reset_num_timesteps=False, progress_bar=False)
+        venv.close()
+
+        # Save the stage: episodes, then the model, then the state that points at both.
+        lengths = np.array([len(e["rewards"]) for e in sink], dtype=np.int64)
+        chunk = {k: np.concatenate([e[k] for e in sink]) if sink else np.zeros(0) for k in STAGE_KEYS}
+        tmp = work / f"episodes_{stage:04d}.tmp.npz"
+        np.savez_compressed(tmp, lengths=lengths, **chunk)
+        os.replace(tmp, work / f"episodes_{stage:04d}.npz")
+        model.save(work / f"ppo_{stage:04d}.tmp.zip")
+        os.replace(work / f"ppo_{stage:04d}.tmp.zip", work / f"ppo_{stage:04d}.zip")
+        returns = [float(e["rewards"].sum()) for e in sink]
+        costs = [float(e["costs"].sum()) for e in sink]
+        state["stages"].append({
+            "stage": stage,
+            "steps": steps,
+            "limit": cfg.limit_at(step0 + steps - 1),
+            "lambda_end": lagrange.value,
+            "episodes": len(sink),
+            "mean_reward": float(np.mean(returns)) if returns else None,
+            "mean_cost": float(np.mean(costs)) if costs else None,
+            "wall_time_s": time.time() - t0,
+        })
+        state["wall_time_s"] += time.time() - t0
+        _atomic_write_json(state_path, state)
+        if progress:
+            s = state["stages"][-1]
+            bar.set_postfix(R=f"{s['mean_reward'] or 0:.0f}", C=f"{s['mean_cost'] or 0:.1f}",
+                            lam=f"{s['lambda_end']:.2f}")
+    bar.close()
+    return state["stages"]
+
+
+def _load_episodes(work: Path, n_stages: int) -> list[dict]:
+    episodes = []
+    for stage in range(n_stages):
+        with np.load(work / f"episodes_{stage:04d}.npz") as z:
+            offsets = np.concatenate([[0], np.cumsum(z["lengths"])])
+            arrays = {k: z[k] for k in STAGE_KEYS}
+            for a, b in zip(offsets[:-1], offsets[1:]):
+                episodes.append({k: v[a:b] for k, v in arrays.items()})
+    return episodes
+
+
+def density_filter(episodes: list[dict], cfg: GeneratorConfig) -> list[int]:
+    """Indices of the episodes kept by dsrl's ``filter_trajectory`` on the (cost, reward) plane.
+
+    ``min_num_per_bin=0``: a cell with a single episode is kept. The cap per cell (then the grid)
+    is lowered until at most ``max_steps`` steps remain; the best episode of each cost level
+    (:func:`frontier_indices`) is always kept, so thinning never lowers the frontier. The filter's
+    sampling is seeded from the config.
+    """
+    from tcdp_lib.data import compat
+
+    compat.apply()
+    from dsrl.offline_env import filter_trajectory
+
+    costs = np.array([float(e["costs"].sum()) for e in episodes])
+    rewards = np.array([float(e["rewards"].sum()) for e in episodes])
+    lengths = np.array([len(e["rewards"]) for e in episodes])
+    protected = set(frontier_indices(costs, rewards).tolist())
+    state = random.getstate()
+    try:
+        bins = (cfg.cost_bins, cfg.reward_bins)
+        while True:
+            for per_bin in range(cfg.max_per_bin, 0, -1):
+                random.seed(cfg.seed)
+                _, _, _, indices = filter_trajectory(
+                    costs.tolist(), rewards.tolist(), list(range(len(episodes))),
+                    cost_bins=bins[0], rew_bins=bins[1], max_num_per_bin=per_bin, min_num_per_bin=0,
+                )
+                keep = sorted(set(indices) | protected)
+                if lengths[keep].sum() <= cfg.max_steps:
+                    return keep
+            if min(bins) <= 4:
+                return keep
+            bins = (max(int(bins[0] * 0.8), 4), max(int(bins[1] * 0.8), 4))
+    finally:
+        random.setstate(state)
+
+
+def frontier_indices(costs: np.ndarray, rewards: np.ndarray) -> np.ndarray:
+    """The best-reward episode at each (rounded) cost level: the filter never drops these."""
+    levels = np.round(costs).astype(np.int64)
+    best = {}
+    for i, (lvl, r) in enumerate(zip(levels, rewards)):
+        if lvl not in best or r > rewards[best[lvl]]:
+            best[lvl] = i
+    return np.array(sorted(best.values()), dtype=np.int64)
+
+
+def write_dataset(path: Path, episodes: list[dict], metadata: dict) -> None:
+    """Write episodes in DSRL's flat hdf5 layout (gzip), with ``metadata`` as root attributes.
+
+    Written to a temporary file and renamed, so a failure leaves any earlier file intact.
+    """
+    import h5py
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.hdf5")
+    flat = {k: np.concatenate([e[k] for e in episodes]) for k in STAGE_KEYS}
+    dtypes = {"terminals": np.bool_, "timeouts": np.bool_}
+    try:
+        with h5py.File(tmp, "w") as f:
+            for k, v in flat.items():
+                f.create_dataset(k, data=v.astype(dtypes.get(k, np.float32)), compression="gzip",
+                                 compression_opts=6, shuffle=True)
+            for k, v in metadata.items():
+                f.attrs[k] = json.dumps(v) if isinstance(v, (dict, list, tuple)) else v
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def generate_dataset(cfg: GeneratorConfig, out: Path, work_root: Path, progress: bool = True) -> GenerationResult:
+    """Run (or resume) the generator for ``cfg`` and write the filtered dataset to ``out``."""
+    import importlib.metadata as md
+
+    task = get_task(cfg.task)
+    work = _work_dir(cfg, Path(work_root))
+    stages = _run_stages(cfg, work, progress)
+    episodes = _load_episodes(work, len(stages))
+    if not episodes:
+        raise RuntimeError(f"generator for {cfg.task} finished no episode in {cfg.total_steps} steps")
+    keep = density_filter(episodes, cfg)
+    kept = [episodes[i] for i in keep]
+    returns = np.array([e["rewards"].sum() for e in kept])
+    wall = float(sum(s["wall_time_s"] for s in stages))
+    metadata = {
+        "task_id": cfg.task,
+        "family": task.family,
+        "min_episode_reward": float(returns.min()),
+        "max_episode_reward": float(returns.max()),
+        "budgets": list(task.budgets),
+        "generator": {
+            "config": cfg.to_json(),
+            "algorithm": "stable-baselines3 PPO, Lagrangian reward (r - lam c) / (1 + lam)",
+            "steps": cfg.total_steps,
+            "episodes_logged": len(episodes),
+            "episodes_kept": len(kept),
+            "wall_time_s": round(wall, 1),
+            "stages": stages,
+            "versions": {p: md.version(p) for p in ("stable-baselines3", "torch", "dsrl", "gymnasium")},
+        },
+    }
+    write_dataset(Path(out), kept, metadata)
+    return GenerationResult(
+        path=Path(out), num_episodes_logged=len(episodes), num_episodes_kept=len(kept),
+        num_steps_kept=int(sum(len(e["rewards"]) for e in kept)), wall_time_s=wall, stages=stages,
+    )

@@ -1,0 +1,15 @@
+"""Where the workbench keeps its files. Override with environment variables."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+"""The project root (the checkout this package is installed from)."""
+
+DATA_DIR = Path(os.environ.get("TCDP_DATA_DIR", ROOT / "data"))
+"""Shipped datasets and checkpoints."""
+
+RUNS_DIR = Path(os.environ.get("TCDP_RUNS_DIR", ROOT / "runs"))
+"""Large, regenerable outputs (generator stages, training runs); ignored by git."""

@@ -1,0 +1,1 @@
+"""Runs: training, evaluation, benchmarks and reports built on the layers below."""

@@ -1,0 +1,132 @@
+"""Each compatibility fix: the failure it prevents happens without it, and not with it.
+
+Every case runs in a fresh interpreter, since the fixes act on import-time state.
+"""
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+
+def run_py(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
+                          text=True, timeout=240)
+
+
+SG_MAKE = """
+import safety_gymnasium
+env = safety_gymnasium.make("SafetyPointCircle1-v0")
+env.reset(seed=0)
+print("made")
+"""
+
+
+def test_safety_gymnasium_fails_on_311_without_the_color_fix():
+    res = run_py(SG_MAKE)
+    assert res.returncode != 0
+    assert "mutable default <class 'numpy.ndarray'>" in res.stderr
+
+
+def test_safety_gymnasium_works_with_the_color_fix():
+    res = run_py("from tcdp_lib.data import compat; compat.fix_safety_gymnasium_colors()\n" + SG_MAKE)
+    assert res.returncode == 0, res.stderr
+    assert "made" in res.stdout
+
+
+KERNEL_STREAMS = """
+import io, sys
+class KernelStream(io.StringIO):   # like ipykernel's OutStream: no descriptor, odd name
+    name = "stderr"
+    def fileno(self):
+        raise io.UnsupportedOperation("fileno")
+sys.stderr = KernelStream()
+sys.stdout = KernelStream()
+"""
+
+BULLET_MAKE = """
+import traceback
+try:
+    import gymnasium, bullet_safety_gym
+    env = gymnasium.make("SafetyBallRun-v0")
+    env.reset(seed=0)
+    sys.__stdout__.write("made\\n")
+except BaseException:
+    traceback.print_exc(file=sys.__stderr__)
+    sys.exit(1)
+"""
+
+
+def test_bullet_fails_in_a_kernel_like_stream_without_the_fix():
+    res = run_py(KERNEL_STREAMS + BULLET_MAKE)
+    assert res.returncode != 0
+    assert "fileno" in res.stderr or "undefined symbol" in res.stderr
+
+
+def test_bullet_works_in_a_kernel_like_stream_with_the_fix():
+    res = run_py(KERNEL_STREAMS + "from tcdp_lib.data import compat; compat.fix_bullet_stream_redirect()\n"
+                 + BULLET_MAKE)
+    assert res.returncode == 0, res.stderr
+    assert "made" in res.stdout
+
+
+def test_import_is_silent_and_lazy():
+    res = run_py("""
+        import sys, tcdp_lib, tcdp_lib.data
+        assert "dsrl" not in sys.modules and "gym" not in sys.modules, "heavy import at import time"
+        from tcdp_lib.data import compat
+        status = compat.apply()
+        assert status["bullet"] is None and status["safety_gymnasium"] is None, status
+    """)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == "" and res.stderr == ""
+
+
+def test_dsrl_alone_is_noisy_and_all_or_nothing():
+    # The cause the family-by-family import works around: a failing family is printed, and
+    # families after it in dsrl's single try-block are not registered.
+    res = run_py("""
+        import sys
+        sys.modules["dsrl.offline_bullet_safety_gym"] = None  # the first family fails to import
+        import dsrl, gymnasium
+        print("OfflinePointCircle1Gymnasium-v0" in gymnasium.registry)
+    """)
+    assert "Warning: failed to import" in res.stderr
+    assert res.stdout.strip() == "False"
+
+
+def test_one_missing_family_does_not_hide_the_others():
+    res = run_py("""
+        import sys
+        sys.modules["dsrl.offline_bullet_safety_gym"] = None  # the first family fails to import
+        from tcdp_lib.data import compat
+        status = compat.apply()
+        import gymnasium
+        print(status["bullet"])
+        print("OfflinePointCircle1Gymnasium-v0" in gymnasium.registry)
+        from tcdp_lib.data.envs import FamilyUnavailableError, ensure_family
+        try:
+            ensure_family("OfflineBallRun-v0")
+        except FamilyUnavailableError as err:
+            print(err)
+    """)
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.strip().splitlines()
+    assert lines[0].startswith("ModuleNotFoundError: import of dsrl.offline_bullet_safety_gym halted")
+    assert lines[1] == "True"
+    assert "OfflineBallRun-v0 needs the bullet family (package bullet-safety-gym)" in lines[2]
+
+
+def test_a_missing_simulator_package_is_reported_with_its_name():
+    res = run_py("""
+        import sys
+        sys.modules["bullet_safety_gym"] = None  # as if bullet-safety-gym were not installed
+        from tcdp_lib.data.envs import FamilyUnavailableError, make_env
+        try:
+            make_env("OfflineBallCircle-v0")
+        except FamilyUnavailableError as err:
+            print(err)
+    """)
+    assert res.returncode == 0, res.stderr
+    assert "needs the bullet family (package bullet-safety-gym)" in res.stdout

@@ -1,0 +1,73 @@
+"""A tiny generator run in the real simulator: a loadable file, deterministic, resumable."""
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+
+from tcdp_lib.data.dataset import load_dataset
+from tcdp_lib.data.generate import GeneratorConfig, Phase, generate_dataset, recipe
+
+TINY = dict(n_steps=256, batch_size=64, stage_steps=1024)
+
+
+def tiny_config(**kw):
+    return recipe("OfflineBallRun-v0", phases=(Phase(1024), Phase(1024, 5.0, 40.0)), **{**TINY, **kw})
+
+
+def _arrays(path):
+    with h5py.File(path, "r") as f:
+        return {k: f[k][:] for k in f.keys()}
+
+
+def test_tiny_run_writes_a_loadable_dataset(tmp_path):
+    out = tmp_path / "OfflineBallRun-v0.hdf5"
+    res = generate_dataset(tiny_config(), out, tmp_path / "work", progress=False)
+    assert res.num_episodes_logged >= 18  # 2048 steps of 100-step episodes, partial ones dropped
+    ds = load_dataset("OfflineBallRun-v0", out)
+    assert ds.episodes.num_episodes == res.num_episodes_kept
+    assert ds.meta.budgets == (10.0, 20.0, 40.0)
+    assert ds.meta.min_episode_reward == pytest.approx(ds.episodes.returns.min(), rel=1e-5)
+    assert ds.meta.max_episode_reward == pytest.approx(ds.episodes.returns.max(), rel=1e-5)
+    gen = ds.meta.generator
+    assert gen["steps"] == 2048 and gen["config"]["seed"] == 0
+    assert [s["stage"] for s in gen["stages"]] == [0, 1]
+    # The constrained phase switched the multiplier on; the unconstrained one kept it at 0.
+    assert gen["stages"][0]["limit"] is None and gen["stages"][1]["limit"] == pytest.approx(40.0, rel=0.1)
+
+
+def test_resume_after_interruption_gives_the_same_file(tmp_path):
+    cfg = tiny_config()
+    a = tmp_path / "a.hdf5"
+    generate_dataset(cfg, a, tmp_path / "work_a", progress=False)
+
+    # Simulate a run killed during its second stage: only stage 0 finished.
+    work = tmp_path / "work_b"
+    generate_dataset(cfg, tmp_path / "b_full.hdf5", work, progress=False)
+    run = work / f"{cfg.task}-seed{cfg.seed}"
+    state = json.loads((run / "state.json").read_text())
+    state["stages"] = state["stages"][:1]
+    (run / "state.json").write_text(json.dumps(state))
+    (run / "episodes_0001.npz").unlink()
+    b = tmp_path / "b.hdf5"
+    generate_dataset(cfg, b, work, progress=False)
+
+    da, db = _arrays(a), _arrays(b)
+    assert da.keys() == db.keys()
+    for k in da:
+        np.testing.assert_array_equal(da[k], db[k], err_msg=k)
+
+
+def test_other_config_in_work_dir_is_refused(tmp_path):
+    generate_dataset(tiny_config(), tmp_path / "a.hdf5", tmp_path / "work", progress=False)
+    with pytest.raises(ValueError, match="another configuration"):
+        generate_dataset(tiny_config(lambda_lr=0.5), tmp_path / "b.hdf5", tmp_path / "work", progress=False)
+
+
+def test_limit_schedule_is_geometric_between_phase_ends():
+    cfg = GeneratorConfig("OfflineBallRun-v0", (Phase(100), Phase(100, 5.0, 80.0)))
+    assert cfg.limit_at(50) is None
+    assert cfg.limit_at(100) == pytest.approx(5.0)
+    assert cfg.limit_at(150) == pytest.approx(20.0)  # sqrt(5 * 80)
+    assert cfg.limit_at(10_000) == pytest.approx(80.0)

@@ -1,0 +1,61 @@
+"""Notebooks run headless in smoke mode through the report runner; their recorded figures are checked."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from tcdp_lib.data.card import budget_figures
+from tcdp_lib.data.dataset import load_dataset
+from tcdp_lib.paths import ROOT
+from tcdp_lib.runs.report import NotebookFailed, run_report
+
+SMOKE = ROOT / "reports" / "params" / "smoke.yaml"
+
+
+@pytest.fixture(scope="module")
+def smoke_report(tmp_path_factory):
+    out = tmp_path_factory.mktemp("reports")
+    index = run_report(SMOKE, out_root=out, progress=False)
+    return index.parent
+
+
+def test_every_notebook_is_in_the_smoke_run():
+    names = set(yaml.safe_load(SMOKE.read_text())["notebooks"])
+    assert names == {p.name for p in (ROOT / "notebooks").glob("*.ipynb")}
+
+
+def test_report_layout(smoke_report):
+    run = json.loads((smoke_report / "run.json").read_text())
+    assert run["device"] in ("cpu",) or run["device"].startswith("cuda")
+    assert run["versions"]["dsrl"] == "0.1.0"
+    for item in run["notebooks"]:
+        stem = Path(item["notebook"]).stem
+        assert (smoke_report / item["notebook"]).exists()
+        assert (smoke_report / f"{stem}.html").exists()
+    assert "01_data_inspection" in (smoke_report / "index.html").read_text()
+
+
+def test_data_inspection_figures_match_the_library(smoke_report):
+    figs = json.loads((smoke_report / "01_data_inspection.figures.json").read_text())
+    ds = load_dataset(figs["task"])
+    expected = budget_figures(ds.episodes, ds.meta.budgets)
+    assert figs["num_episodes"] == ds.episodes.num_episodes
+    assert figs["feasible_episodes"] == [f.feasible_episodes for f in expected]
+    np.testing.assert_allclose(figs["best_feasible_reward"], [f.best_feasible_reward for f in expected])
+    assert figs["num_frames"] >= 2
+
+
+def test_a_failing_notebook_keeps_the_earlier_report(smoke_report, tmp_path):
+    out = smoke_report.parent
+    before = (smoke_report / "run.json").read_text()
+    params = tmp_path / "bad.yaml"
+    params.write_text(yaml.safe_dump({
+        "name": smoke_report.name, "common": {"smoke": True},
+        "notebooks": {"01_data_inspection.ipynb": {"task": "OfflineNope-v0"}},
+    }))
+    with pytest.raises(NotebookFailed, match="unknown task 'OfflineNope-v0'"):
+        run_report(params, out_root=out, progress=False)
+    assert (smoke_report / "run.json").read_text() == before
