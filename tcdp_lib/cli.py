@@ -1,4 +1,4 @@
-"""The ``tcdp`` command line: ``tcdp generate-data``, ``tcdp dataset-card``, ``tcdp report``."""
+"""The ``tcdp`` command line: generate-data, dataset-card, train, evaluate, report."""
 
 from __future__ import annotations
 
@@ -44,6 +44,59 @@ def _cmd_card(args) -> int:
     return 0
 
 
+def _cmd_train(args) -> int:
+    import dataclasses
+
+    from tcdp_lib.data.dataset import load_dataset
+    from tcdp_lib.runs.train import RunConfig, TrainConfig, train_tcdp
+
+    _threads(args.threads)
+    ds = load_dataset(args.task, args.dataset)
+    train = TrainConfig()
+    overrides = {k: v for k, v in (("steps", args.steps), ("batch_size", args.batch_size)) if v is not None}
+    run = RunConfig(task=args.task, seed=args.seed, train=dataclasses.replace(train, **overrides))
+    res = train_tcdp(ds, run, run_dir=args.out, progress=not args.quiet)
+    print(f"model: {res.model_path} ({res.wall_time_s:.0f} s of training)")
+    return 0
+
+
+def _cmd_evaluate(args) -> int:
+    from tcdp_lib.data.dataset import load_dataset
+    from tcdp_lib.planner.planner import PlannerConfig
+    from tcdp_lib.planner.policy import PolicyConfig, TCDPPolicy
+    from tcdp_lib.runs.checkpoint import load_model
+    from tcdp_lib.runs.evaluate import evaluate
+
+    _threads(args.threads)
+    ds = load_dataset(args.task, args.dataset)
+    model, _ = load_model(Path(args.model), task=args.task)
+    pcfg = PlannerConfig(n_samples=args.samples, w_cfg=args.w_cfg, beta=args.beta,
+                         sampling_steps=args.sampling_steps)
+
+    def make_policy(seed):
+        return TCDPPolicy(model, pcfg, PolicyConfig(replan_every=args.replan_every, seed=seed))
+
+    out = Path(args.out) if args.out else Path(args.model).parent / "eval"
+    _, summary = evaluate(ds, make_policy, budgets=args.budgets, seeds=tuple(args.seeds),
+                          episodes=args.episodes, n_envs=args.n_envs, out_dir=out,
+                          progress=not args.quiet,
+                          meta={"model": str(args.model), "planner": pcfg.__dict__,
+                                "replan_every": args.replan_every})
+    print(f"{'budget':>7s} {'norm. reward':>14s} {'norm. cost':>12s}  safe")
+    for s in summary:
+        print(f"{s.budget:7g} {s.normalized_reward:7.3f} ± {s.normalized_reward_std:.3f} "
+              f"{s.normalized_cost:6.2f} ± {s.normalized_cost_std:.2f}  {'yes' if s.safe else 'no'}")
+    print(f"results: {out}")
+    return 0
+
+
+def _threads(n: int | None) -> None:
+    if n:
+        import torch
+
+        torch.set_num_threads(n)
+
+
 def _cmd_report(args) -> int:
     from tcdp_lib.runs.report import run_report
 
@@ -74,6 +127,35 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("paths", nargs="*")
     c.add_argument("--out", default=None)
     c.set_defaults(func=_cmd_card)
+
+    t = sub.add_parser("train", help="train TCDP (diffusion, energy, inverse dynamics) on a task's dataset")
+    t.add_argument("task")
+    t.add_argument("--dataset", default=None, help="dataset file (default: the loader's search)")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--steps", type=int, default=None, help="optimiser steps (default: TrainConfig)")
+    t.add_argument("--batch-size", type=int, default=None)
+    t.add_argument("--out", default=None, help="run directory (default: runs/train/TASK/seedN); resumed when present")
+    t.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    t.add_argument("--quiet", action="store_true")
+    t.set_defaults(func=_cmd_train)
+
+    e = sub.add_parser("evaluate", help="roll out a trained model at the task's budgets")
+    e.add_argument("task")
+    e.add_argument("--model", required=True, help="model file (model.pt of a training run)")
+    e.add_argument("--dataset", default=None)
+    e.add_argument("--budgets", type=float, nargs="*", default=None, help="default: the task's three budgets")
+    e.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2])
+    e.add_argument("--episodes", type=int, default=20, help="episodes per budget and seed")
+    e.add_argument("--n-envs", type=int, default=10, help="environments stepped together")
+    e.add_argument("--samples", type=int, default=1, help="plans sampled per replan")
+    e.add_argument("--w-cfg", type=float, default=None)
+    e.add_argument("--beta", type=float, default=None)
+    e.add_argument("--sampling-steps", type=int, default=None)
+    e.add_argument("--replan-every", type=int, default=1)
+    e.add_argument("--out", default=None, help="result folder (default: beside the model, eval/)")
+    e.add_argument("--threads", type=int, default=None)
+    e.add_argument("--quiet", action="store_true")
+    e.set_defaults(func=_cmd_evaluate)
 
     r = sub.add_parser("report", help="execute the notebooks headless into reports/")
     r.add_argument("--params", default="reports/params/default.yaml",

@@ -13,3 +13,11 @@ DATA_DIR = Path(os.environ.get("TCDP_DATA_DIR", ROOT / "data"))
 
 RUNS_DIR = Path(os.environ.get("TCDP_RUNS_DIR", ROOT / "runs"))
 """Large, regenerable outputs (generator stages, training runs); ignored by git."""
+
+CHECKPOINT_DIR = DATA_DIR / "checkpoints"
+"""Shipped model files, one folder per task."""
+
+
+def shipped_model(task: str) -> Path:
+    """The shipped TCDP model file of ``task`` (it may not exist)."""
+    return CHECKPOINT_DIR / task / "model.pt"

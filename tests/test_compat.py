@@ -3,6 +3,7 @@
 Every case runs in a fresh interpreter, since the fixes act on import-time state.
 """
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -11,8 +12,9 @@ import pytest
 
 
 def run_py(code: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "DSRL_SUPPRESS_IMPORT_ERROR"}
     return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
-                          text=True, timeout=240)
+                          text=True, timeout=240, env=env)
 
 
 SG_MAKE = """

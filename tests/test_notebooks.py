@@ -59,3 +59,29 @@ def test_a_failing_notebook_keeps_the_earlier_report(smoke_report, tmp_path):
     with pytest.raises(NotebookFailed, match="unknown task 'OfflineNope-v0'"):
         run_report(params, out_root=out, progress=False)
     assert (smoke_report / "run.json").read_text() == before
+
+
+def _figs(report, stem):
+    return json.loads((report / f"{stem}.figures.json").read_text())
+
+
+def test_ctgda_notebook_invariants(smoke_report):
+    figs = _figs(smoke_report, "02_ctgda_relabeling")
+    assert figs["infeasible_pairs"] == 0
+    assert figs["min_slack"] >= 0 and figs["min_cost_to_go"] >= 0
+    assert figs["share_kept"] == sorted(figs["share_kept"])  # more budget, more pairs
+    assert 0 < figs["acceptance_rate"] <= 1
+
+
+def test_qn_notebook_is_uniform_per_budget(smoke_report):
+    figs = _figs(smoke_report, "03_quantile_normalization")
+    assert figs["qn_min"] == [0.0, 0.0, 0.0] and figs["qn_max"] == [1.0, 1.0, 1.0]
+    np.testing.assert_allclose(figs["qn_mean"], 0.5, atol=0.02)
+
+
+def test_training_notebook_trains_and_samples(smoke_report):
+    figs = _figs(smoke_report, "04_training")
+    assert figs["steps"] == 20
+    assert all(np.isfinite(v) for v in figs["final_losses"].values())
+    assert figs["plans_finite"]
+    assert figs["sampled_from"] == "this run"

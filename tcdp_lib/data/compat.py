@@ -124,11 +124,10 @@ def import_dsrl_families() -> dict[str, str | None]:
     """
     if FAMILY_STATUS:
         return FAMILY_STATUS
-    os.environ.setdefault("DSRL_SUPPRESS_IMPORT_ERROR", "1")
     sink = io.StringIO()
     with contextlib.redirect_stderr(sink), contextlib.redirect_stdout(sink), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        importlib.import_module("dsrl")
+        importlib.import_module("dsrl")  # its own family import is silenced with the streams
         for family, module in _DSRL_FAMILY_MODULES.items():
             try:
                 importlib.import_module(module)

@@ -4,8 +4,8 @@ DSRL's recipe, on one CPU core:
 
 1. Train a behaviour policy with stable-baselines3 PPO on the Lagrangian-penalised reward
    ``(r - lambda * c) / (1 + lambda)``. The multiplier follows a cost limit ``d`` that the
-   schedule sweeps during training: after each rollout ``lambda <- max(0, lambda + lr * (Jc - d))``
-   where ``Jc`` is the mean episode cost of that rollout.
+   schedule sweeps during training: after each rollout it moves up when the mean episode cost
+   ``Jc`` of that rollout is above ``d`` and down when below (:func:`update_multiplier`).
 2. Log *every* finished episode of training (raw reward and cost), so the data covers the
    reward/cost frontier from very safe to reckless.
 3. Density-filter the episodes on the (cost, reward) plane with dsrl's ``filter_trajectory``
@@ -63,9 +63,12 @@ class GeneratorConfig:
     """Seeds PPO, the environment and the filter."""
     stage_steps: int = 20_480
     """Steps between checkpoints of the generator (a multiple of ``n_steps``)."""
-    lambda_lr: float = 0.05
-    """Step size of the Lagrange multiplier per rollout, per unit of cost above the limit."""
-    lambda_max: float = 50.0
+    lambda_update: str = "log"
+    """``"log"``: multiplicative update of the multiplier (see :func:`update_multiplier`);
+    ``"linear"``: ``lambda + lambda_lr * (Jc - d)``."""
+    lambda_lr: float = 0.5
+    """Step size of the multiplier update per rollout."""
+    lambda_max: float = 100.0
     """Upper clip of the multiplier."""
     n_steps: int = 2048
     """PPO rollout length."""
@@ -120,7 +123,9 @@ def _cfg(task: str, *phases: tuple, **kw) -> GeneratorConfig:
 RECIPES: dict[str, GeneratorConfig] = {
     # Bold first, then a limit sweep upward: the policy is pushed safe, then spends cost again.
     "OfflineBallCircle-v0": _cfg(
-        "OfflineBallCircle-v0", (160_000, None), (200_000, 5.0, 80.0), max_steps=110_000,
+        "OfflineBallCircle-v0", (160_000, None), (200_000, 5.0, 80.0),
+        lambda_update="linear", lambda_lr=0.05, lambda_max=50.0,
+        cost_bins=20, reward_bins=20, max_steps=130_000,
     ),
     # DSRL's upward sweep from the start: a bold BallRun policy saturates its actions and
     # no longer finds the slow ones, so it must learn under the constraint first.
@@ -143,6 +148,28 @@ def recipe(task: str, **overrides) -> GeneratorConfig:
 # -----------------------------------------------------------------------------
 # Environment wrapper: Lagrangian reward and episode logging
 # -----------------------------------------------------------------------------
+
+
+LAMBDA_MIN = 0.01  # the log-space multiplier's floor (and its start when a constraint begins: 1)
+
+
+def update_multiplier(lam: float, mean_cost: float, limit: float, cfg: "GeneratorConfig") -> float:
+    """One multiplier update after a rollout whose finished episodes had mean cost ``Jc``.
+
+    ``linear``: ``lam <- clip(lam + lr * (Jc - d), 0, lam_max)``.
+    ``log``:    ``log lam <- log lam + lr * clip((Jc - d) / (d + 1), -1, 1)``, clipped to
+    ``[LAMBDA_MIN, lam_max]``. The relative error makes one step size serve every task's cost
+    scale, and the multiplier leaves a large value as fast as it reached it (a linear update
+    kept a safe BallRun policy at cost 0 for over 100k steps while the limit rose; a low clip
+    instead left it bold, since its reward per step exceeds the penalty).
+    """
+    if cfg.lambda_update == "linear":
+        return float(np.clip(lam + cfg.lambda_lr * (mean_cost - limit), 0.0, cfg.lambda_max))
+    if cfg.lambda_update == "log":
+        rel = float(np.clip((mean_cost - limit) / (limit + 1.0), -1.0, 1.0))
+        log_lam = np.log(max(lam, LAMBDA_MIN) if lam > 0 else 1.0) + cfg.lambda_lr * rel
+        return float(np.clip(np.exp(log_lam), LAMBDA_MIN, cfg.lambda_max))
+    raise ValueError(f"lambda_update must be 'log' or 'linear', got {cfg.lambda_update!r}")
 
 
 class _Lagrangian:
@@ -267,9 +294,7 @@ def _run_stages(cfg: GeneratorConfig, work: Path, progress: bool) -> list[dict]:
                     lagrange.value = 0.0
                 elif new:
                     jc = float(np.mean([e["costs"].sum() for e in new]))
-                    lagrange.value = float(
-                        np.clip(lagrange.value + cfg.lambda_lr * (jc - limit), 0.0, cfg.lambda_max)
-                    )
+                    lagrange.value = update_multiplier(lagrange.value, jc, limit, cfg)
                 bar.update(cfg.n_steps)
 
         model_start = model.num_timesteps

@@ -1,0 +1,54 @@
+"""The budget condition encoder: it owns classifier-free guidance (CFG) dropout.
+
+``BudgetEncoder`` embeds the remaining budget ``b_t`` (divided by a budget scale from config)
+into the backbone's width ``D``. A learned null embedding stands for "unconditional": during
+training each row is replaced by it with probability ``p_uncond`` (Ho & Salimans, 2022), and a
+caller can ask for it explicitly (``mask`` rows, or ``null(n)``). The backbone only ever sees
+an ``(N, D)`` vector.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+
+from tcdp_lib.method.dit import mlp
+
+
+class BudgetEncoder(nn.Module):
+    """``forward(budget (N,), mask (N,) bool | None) -> (N, D)``; mask rows get the null embedding."""
+
+    def __init__(self, d_model: int, budget_scale: float, p_uncond: float, hidden: tuple[int, ...] | None = None):
+        super().__init__()
+        if not (math.isfinite(budget_scale) and budget_scale > 0):
+            raise ValueError(f"budget_scale must be a finite number > 0, got {budget_scale}")
+        if not 0 <= p_uncond < 1:
+            raise ValueError(f"p_uncond must lie in [0, 1), got {p_uncond}")
+        self.budget_scale = float(budget_scale)
+        self.p_uncond = float(p_uncond)
+        self.mlp = mlp(1, hidden if hidden is not None else (d_model,), d_model)
+        # The learned "no condition" embedding; small random start so it differs from any budget.
+        self.null_embedding = nn.Parameter(torch.randn(d_model) * 0.02)
+
+    def null(self, n: int) -> torch.Tensor:
+        """The unconditional embedding for ``n`` rows, ``(n, D)``."""
+        return self.null_embedding.unsqueeze(0).expand(int(n), -1)  # (n, D)
+
+    def forward(
+        self,
+        budget: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Embed ``budget / budget_scale``; rows in ``mask`` (and, in training, a random
+        ``p_uncond`` share of rows) get the null embedding."""
+        emb = self.mlp((budget.to(self.null_embedding.dtype) / self.budget_scale).unsqueeze(-1))  # (N, D)
+        drop = mask
+        if self.training and self.p_uncond > 0:
+            u = torch.rand(budget.shape[0], generator=generator, device=budget.device)  # (N,)
+            drop = (u < self.p_uncond) if drop is None else (drop | (u < self.p_uncond))
+        if drop is None:
+            return emb
+        return torch.where(drop.unsqueeze(-1), self.null_embedding, emb)  # (N, D)

@@ -1,0 +1,167 @@
+"""CTGDA: cost-returns-to-go relabelling with data augmentation.
+
+The condition of a window starting at step ``t`` is the *remaining budget*. An episode of
+total cost ``C_0`` satisfies every budget ``b >= C_0``; with cost-to-go ``C_t`` at ``t`` it has
+spent ``C_0 - C_t`` before ``t``, so its remaining budget is
+
+    b_t = b - (C_0 - C_t) = C_t + (b - C_0).
+
+Training pairs ``(window, b)`` draw ``b`` from a prior that does not depend on the episode and
+keep the pair only where ``C_0 <= b``. Rejecting on the joint ``(window, b)`` makes the kept
+pairs, at each budget ``b``, distributed as the data restricted to the feasible set
+``{C_0 <= b}``: the model learns ``q(tau | C <= b)``, not "trajectories whose cost is exactly
+b". (Redrawing ``b`` for a fixed window until it fits would instead weight every window equally
+at every feasible budget, a different and wrong target; ``draw_pairs`` therefore draws fresh
+windows *and* budgets each round.)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+
+
+# --------------------------------------------------------------------------------------------
+#                                         Relabelling
+# --------------------------------------------------------------------------------------------
+
+
+def remaining_budget(cost_to_go, episode_cost, budget):
+    """``b_t = C_t + (b - C_0)``: the budget left at ``t`` for an episode run under budget ``b``."""
+    return np.asarray(cost_to_go, dtype=np.float64) + (np.asarray(budget, dtype=np.float64) - np.asarray(episode_cost, dtype=np.float64))
+
+
+class Relabeled(NamedTuple):
+    remaining_budget: np.ndarray
+    """``b_t = C_t + (b - C_0)`` for every pair (meaningful only where ``keep``)."""
+    keep: np.ndarray
+    """``C_0 <= b``: the episode is feasible under the budget."""
+
+
+def relabel(cost_to_go, episode_cost, budgets) -> Relabeled:
+    """Remaining budgets ``b_t`` and the feasibility mask ``C_0 <= b`` of (window, budget) pairs.
+
+    Arrays broadcast. For kept pairs ``b_t >= C_t >= 0`` (costs are non-negative).
+    """
+    c0 = np.asarray(episode_cost, dtype=np.float64)
+    b = np.asarray(budgets, dtype=np.float64)
+    return Relabeled(remaining_budget(cost_to_go, c0, b), c0 <= b)
+
+
+# --------------------------------------------------------------------------------------------
+#                                         Budget prior
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BudgetPrior:
+    """Uniform budget prior on ``[low, high]``, independent of the episode."""
+
+    low: float
+    """Smallest budget drawn (usually 0)."""
+    high: float
+    """Largest budget drawn ``b_max`` (from config, or the data's largest episode cost)."""
+
+    def __post_init__(self):
+        if not (math.isfinite(self.low) and math.isfinite(self.high) and 0 <= self.low <= self.high):
+            raise ValueError(f"budget prior needs finite 0 <= low <= high, got low={self.low}, high={self.high}")
+
+    @classmethod
+    def from_costs(cls, episode_costs, low: float = 0.0, high: float | None = None) -> "BudgetPrior":
+        """``U[low, high]`` with ``high`` defaulting to the largest episode cost in the data."""
+        costs = np.asarray(episode_costs, dtype=np.float64)
+        if high is None:
+            if costs.size == 0:
+                raise ValueError("cannot take b_max from an empty set of episode costs")
+            high = float(costs.max())
+        return cls(low=float(low), high=float(high))
+
+    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """``n`` budgets ``b ~ U[low, high]``."""
+        return rng.uniform(self.low, self.high, size=int(n)) if self.high > self.low else np.full(int(n), self.low)
+
+    def prob_feasible(self, episode_cost) -> np.ndarray:
+        """``P(b >= C_0)`` under the prior: the acceptance probability of an episode."""
+        c = np.asarray(episode_cost, dtype=np.float64)
+        if self.high == self.low:
+            return (c <= self.low).astype(np.float64)
+        return np.clip((self.high - c) / (self.high - self.low), 0.0, 1.0)
+
+
+# --------------------------------------------------------------------------------------------
+#                                     Sampling pairs
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class PairSample:
+    """Kept (window, budget) pairs."""
+
+    window_idx: np.ndarray
+    """``(P,)`` window index of each kept pair."""
+    budget: np.ndarray
+    """``(P,)`` the sampled episode budget ``b`` (``C_0 <= b``)."""
+    remaining_budget: np.ndarray
+    """``(P,)`` the condition ``b_t = C_t + (b - C_0)``."""
+    n_drawn: int
+    """Candidate pairs drawn to get these (acceptance rate ``P / n_drawn``)."""
+
+    def __len__(self) -> int:
+        return int(self.window_idx.shape[0])
+
+
+def sample_pairs(rng: np.random.Generator, window_idx, cost_to_go, episode_cost, prior: BudgetPrior) -> PairSample:
+    """One rejection round: a budget from ``prior`` for each candidate window, keep ``C_0 <= b``.
+
+    ``cost_to_go`` and ``episode_cost`` are per-window ``(N,)`` arrays (``Windows.cost_to_go``,
+    ``Windows.episode_cost``), indexed by ``window_idx``.
+    """
+    window_idx = np.asarray(window_idx, dtype=np.int64)
+    budgets = prior.sample(rng, len(window_idx))
+    c_t = np.asarray(cost_to_go)[window_idx]
+    c_0 = np.asarray(episode_cost)[window_idx]
+    b_t, keep = relabel(c_t, c_0, budgets)
+    return PairSample(window_idx[keep], budgets[keep], b_t[keep], int(len(window_idx)))
+
+
+def draw_pairs(
+    rng: np.random.Generator,
+    cost_to_go,
+    episode_cost,
+    prior: BudgetPrior,
+    n: int,
+    max_rounds: int = 100,
+) -> PairSample:
+    """Exactly ``n`` kept pairs by rejection on the joint (window ~ uniform, b ~ prior).
+
+    Each round draws fresh windows and fresh budgets, sized from the acceptance rate seen so
+    far; kept pairs are i.i.d., so truncating to ``n`` keeps the distribution exact.
+    """
+    episode_cost = np.asarray(episode_cost, dtype=np.float64)
+    n_windows = len(episode_cost)
+    if n_windows == 0:
+        raise ValueError("no windows to draw from")
+    if not np.any(prior.prob_feasible(episode_cost) > 0):
+        raise ValueError(
+            f"no episode is feasible under the prior U[{prior.low}, {prior.high}]: "
+            f"smallest episode cost is {episode_cost.min()}"
+        )
+    parts: list[PairSample] = []
+    kept = drawn = 0
+    size = int(n)
+    for _ in range(max_rounds):
+        if kept >= n:
+            break
+        part = sample_pairs(rng, rng.integers(0, n_windows, size=size), cost_to_go, episode_cost, prior)
+        parts.append(part)
+        kept += len(part)
+        drawn += part.n_drawn
+        # next round: enough for the missing pairs at the rate seen so far (doubling while 0)
+        size = int(math.ceil((n - kept) * drawn / kept)) if kept else 2 * size
+    if kept < n:
+        raise ValueError(f"kept only {kept} of {n} pairs after {max_rounds} rounds ({drawn} drawn); raise max_rounds")
+    cat = lambda name: np.concatenate([getattr(p, name) for p in parts])[:n]  # noqa: E731
+    return PairSample(cat("window_idx"), cat("budget"), cat("remaining_budget"), drawn)

@@ -1,0 +1,139 @@
+"""Guidance: classifier-free guidance on the budget, then energy (classifier) guidance on reward.
+
+TCDP samples ``q(tau | C <= b) * exp(beta * R)``. The first factor comes from CFG on the
+budget condition (scale ``w_cfg``), the second from the gradient of an energy model ``E`` that
+predicts the QN-normalised return of a noisy trajectory (scale ``beta``). ``guided_eps``
+builds the one ``model_fn(x, k) -> eps`` a sampler calls, in that order (CleanDiffuser's
+``guided_sampling``; Diffuser's value guide).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+import torch.nn as nn
+
+from tcdp_lib.method.dit import mlp, sinusoidal_embedding, sinusoidal_frequencies
+
+
+# --------------------------------------------------------------------------------------------
+#                                        Pure guidance math
+# --------------------------------------------------------------------------------------------
+
+
+def cfg_combine(eps_u: torch.Tensor, eps_c: torch.Tensor, w: float) -> torch.Tensor:
+    """``eps_u + w * (eps_c - eps_u)``: ``w = 0`` unconditional, ``w = 1`` conditional."""
+    return eps_u + w * (eps_c - eps_u)
+
+
+def energy_guide(eps: torch.Tensor, grad: torch.Tensor, alpha_bar: torch.Tensor, beta: float) -> torch.Tensor:
+    """``eps - beta * sqrt(1 - alpha_bar_k) * grad_x E(x_k)``: the score of ``p(x) exp(beta E)``."""
+    return eps - beta * (1 - alpha_bar).sqrt() * grad
+
+
+# --------------------------------------------------------------------------------------------
+#                                          Energy model
+# --------------------------------------------------------------------------------------------
+
+
+class EnergyGradient(NamedTuple):
+    value: torch.Tensor
+    """``(N,)`` predicted QN-normalised return ``E(x_k, k[, b])``."""
+    grad: torch.Tensor
+    """``(N, H, C)`` ``dE / dx_k``."""
+
+
+class EnergyModel(nn.Module):
+    """MLP ``E(x_k, k, b)`` on the flattened noisy normalised trajectory, a sinusoidal embedding
+    of the diffusion step ``k``, and (when ``budget_scale`` is set) the scaled remaining budget
+    ``b / budget_scale``. Predicts the QN-normalised return (``qn.py``), whose meaning depends on
+    the budget, hence the budget input."""
+
+    def __init__(
+        self,
+        horizon: int,
+        obs_dim: int,
+        hidden: tuple[int, ...] = (256, 256),
+        t_embed_dim: int = 32,
+        budget_scale: float | None = None,
+    ):
+        super().__init__()
+        if budget_scale is not None and not (math.isfinite(budget_scale) and budget_scale > 0):
+            raise ValueError(f"budget_scale must be None or a finite number > 0, got {budget_scale}")
+        self.horizon, self.obs_dim = horizon, obs_dim
+        self.budget_scale = budget_scale
+        self.register_buffer("freqs", sinusoidal_frequencies(t_embed_dim), persistent=False)
+        in_dim = horizon * obs_dim + t_embed_dim + (1 if budget_scale is not None else 0)
+        self.net = mlp(in_dim, tuple(hidden), 1)
+
+    @property
+    def conditioned(self) -> bool:
+        return self.budget_scale is not None
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        n = x.shape[0]
+        feats = [x.reshape(n, -1), sinusoidal_embedding(t, self.freqs).to(x.dtype)]  # (N, H*C), (N, F)
+        if self.budget_scale is not None:
+            if c is None:
+                raise ValueError("this energy model is budget-conditioned: pass the remaining budget c (N,)")
+            feats.append((c.to(x.dtype) / self.budget_scale).reshape(n, 1))  # (N, 1)
+        return self.net(torch.cat(feats, dim=-1)).squeeze(-1)  # (N,)
+
+    def gradients(self, x: torch.Tensor, t: torch.Tensor, c: torch.Tensor | None = None) -> EnergyGradient:
+        """``(E(x, t, c), dE/dx)`` by autograd; works when called under ``torch.inference_mode``."""
+        with torch.inference_mode(False), torch.enable_grad():
+            # clones are normal tensors even if the inputs were made under inference mode
+            x = x.detach().clone().requires_grad_(True)
+            t = t.clone()
+            c = None if c is None else c.clone()
+            value = self(x, t, c)  # (N,)
+            (grad,) = torch.autograd.grad(value.sum(), x)  # (N, H, C)
+        return EnergyGradient(value.detach(), grad)
+
+
+# --------------------------------------------------------------------------------------------
+#                                    The guided model function
+# --------------------------------------------------------------------------------------------
+
+
+def guided_eps(
+    backbone: nn.Module,
+    encoder: nn.Module,
+    budget: torch.Tensor,
+    alphas_cumprod: torch.Tensor,
+    w_cfg: float,
+    beta: float = 0.0,
+    energy=None,
+):
+    """The sampler's ``model_fn(x, k) -> eps``: CFG on the budget, then energy guidance.
+
+    ``eps = cfg_combine(eps(x, k, null), eps(x, k, enc(b)), w_cfg)``, both passes batched in one
+    backbone call (only one pass when ``w_cfg`` is 0 or 1); then, if ``beta != 0``,
+    ``eps - beta * sqrt(1 - alpha_bar_k) * dE/dx`` with ``energy.gradients(x, k, b)``.
+    ``encoder`` must be in eval mode (no CFG dropout); the condition embeddings are computed
+    once here, not at every step. ``energy`` is any object with ``gradients(x, t, c)``.
+    """
+    n = budget.shape[0]
+    if beta != 0 and energy is None:
+        raise ValueError(f"beta={beta} needs an energy model")
+    if w_cfg == 1:
+        cond, paired = encoder(budget), False  # (N, D)
+    elif w_cfg == 0:
+        cond, paired = encoder.null(n), False  # (N, D)
+    else:
+        cond, paired = torch.cat([encoder(budget), encoder.null(n)]), True  # (2N, D)
+
+    def model_fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        if paired:
+            eps_c, eps_u = backbone(torch.cat([x, x]), torch.cat([t, t]), cond).chunk(2)  # 2 x (N, H, C)
+            eps = cfg_combine(eps_u, eps_c, w_cfg)  # (N, H, C)
+        else:
+            eps = backbone(x, t, cond)  # (N, H, C)
+        if beta != 0:
+            grad = energy.gradients(x, t, budget).grad  # (N, H, C)
+            eps = energy_guide(eps, grad, alphas_cumprod[t].to(x.dtype).reshape(-1, 1, 1), beta)
+        return eps
+
+    return model_fn

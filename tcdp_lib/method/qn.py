@@ -1,0 +1,104 @@
+"""QN: quantile normalisation of episode returns, per budget.
+
+Raw returns mean different things under different budgets. For a budget ``b`` take the
+episodes feasible under it (``C_0 <= b``) and map a return to its empirical-CDF rank among
+them, in ``[0, 1]``. The energy model is trained on this value, so one ``beta`` pushes toward
+"the best feasible behaviour" equally at every budget.
+
+The rank used (the *mid rank*, stable under ties, with exact edges). With ``r`` the feasible
+returns, ``n = |r|`` and ``m(v) = #{r < v} + #{r <= v}`` (twice the mid-CDF ``n F_mid(v)``):
+
+    u(v) = (m(v) - m(min r)) / (m(max r) - m(min r)),  clipped to [0, 1].
+
+- distinct returns: the ``i``-th smallest (0-based) gets ``i / (n - 1)``, i.e. values uniform on
+  ``{0, 1/(n-1), ..., 1}``;
+- ties get one equal value (the average of their ranks, rescaled);
+- edges are exact: the smallest feasible return gets 0 and the largest 1 whenever there are at
+  least two distinct feasible returns;
+- degenerate: one feasible episode, or all feasible returns equal, gives 0.5 (the mid-CDF of a
+  point mass: no information about better or worse);
+- an episode that is infeasible at the budget has no place in ``q(tau | C <= b)`` and gets NaN;
+  no feasible episode at all gives NaN everywhere.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def mid_rank_normalize(values, reference) -> np.ndarray:
+    """``u(v) = (m(v) - m(min r)) / (m(max r) - m(min r))``, ``m(v) = #{r < v} + #{r <= v}``.
+
+    Clipped to ``[0, 1]`` (values outside the reference range map to the edges); 0.5 when all
+    reference values are equal; NaN when the reference is empty.
+    """
+    v = np.asarray(values, dtype=np.float64)
+    ref = np.sort(np.asarray(reference, dtype=np.float64).reshape(-1))
+    if not (np.all(np.isfinite(ref)) and np.all(np.isfinite(v))):
+        raise ValueError("returns must be finite (got NaN or inf)")
+    n = ref.size
+    if n == 0:
+        return np.full(v.shape, np.nan)
+    m = np.searchsorted(ref, v, side="left") + np.searchsorted(ref, v, side="right")
+    lo = np.searchsorted(ref, ref[0], side="right")  # m(min r) = 0 + count of the minimum
+    hi = 2 * n - (n - np.searchsorted(ref, ref[-1], side="left"))  # m(max r) = 2n - count of the max
+    if hi == lo:
+        return np.full(v.shape, 0.5)
+    return np.clip((m - lo) / (hi - lo), 0.0, 1.0)
+
+
+def _check(returns, costs):
+    r = np.asarray(returns, dtype=np.float64).reshape(-1)
+    c = np.asarray(costs, dtype=np.float64).reshape(-1)
+    if r.shape != c.shape:
+        raise ValueError(f"returns and costs must have the same length, got {r.shape} and {c.shape}")
+    if not (np.all(np.isfinite(r)) and np.all(np.isfinite(c))):
+        raise ValueError("returns and costs must be finite (got NaN or inf)")
+    return r, c
+
+
+def quantile_normalize(returns, costs, budget: float) -> np.ndarray:
+    """QN of every episode at one budget ``b``: ``u(R_e)`` among ``{R : C <= b}``, NaN if ``C_e > b``.
+
+    ``returns`` and ``costs`` are the episodes' ``(E,)`` returns ``R`` and costs ``C_0``.
+    """
+    r, c = _check(returns, costs)
+    if not np.isfinite(budget):
+        raise ValueError(f"budget must be finite, got {budget}")
+    feasible = c <= budget
+    out = np.full(r.shape, np.nan)
+    out[feasible] = mid_rank_normalize(r[feasible], r[feasible])
+    return out
+
+
+def quantile_normalize_pairs(returns, costs, episode, budgets, chunk_size: int = 4096) -> np.ndarray:
+    """Per-pair QN: for pair ``i``, ``u(R_{e_i})`` among ``{R : C <= b_i}`` (NaN if ``C_{e_i} > b_i``).
+
+    The training target of the energy model: the QN of each window's episode return at its
+    sampled budget. Vectorised over pairs; memory ``chunk_size x E`` booleans per chunk.
+    Equal to ``quantile_normalize(returns, costs, b_i)[e_i]`` for each pair.
+    """
+    r, c = _check(returns, costs)
+    episode = np.asarray(episode, dtype=np.int64).reshape(-1)
+    b = np.asarray(budgets, dtype=np.float64).reshape(-1)
+    if episode.shape != b.shape:
+        raise ValueError(f"episode and budgets must have the same length, got {episode.shape} and {b.shape}")
+    if len(episode) and (episode.min() < 0 or episode.max() >= len(r)):
+        raise ValueError(f"episode ids must lie in [0, {len(r)}), got min {episode.min()}, max {episode.max()}")
+    if not np.all(np.isfinite(b)):
+        raise ValueError("budgets must be finite")
+    out = np.empty(len(b))
+    for s in range(0, len(b), chunk_size):
+        bb, ee = b[s : s + chunk_size], episode[s : s + chunk_size]
+        feas = c[None, :] <= bb[:, None]  # (P, E)
+        v = r[ee][:, None]  # (P, 1)
+        n = feas.sum(1)  # (P,)
+        m = (feas & (r < v)).sum(1) + (feas & (r <= v)).sum(1)  # (P,)
+        r_min = np.where(feas, r, np.inf).min(1, keepdims=True)  # (P, 1)
+        r_max = np.where(feas, r, -np.inf).max(1, keepdims=True)  # (P, 1)
+        lo = (feas & (r == r_min)).sum(1)  # (P,) m(min r)
+        hi = 2 * n - (feas & (r == r_max)).sum(1)  # (P,) m(max r)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            u = np.where(hi > lo, (m - lo) / np.maximum(hi - lo, 1), 0.5)
+        out[s : s + chunk_size] = np.where(c[ee] <= bb, np.clip(u, 0.0, 1.0), np.nan)
+    return out

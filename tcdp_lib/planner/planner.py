@@ -1,0 +1,163 @@
+"""Receding-horizon planning with a trained TCDP, batched over environments.
+
+At each replan: inpaint the first state with the current observation, condition on the
+remaining budget ``b - cost spent so far`` (clipped at 0), sample ``n_samples`` plans per
+environment with a fast sampler under CFG + energy guidance, keep the plan with the highest
+predicted (QN-normalised) return, and act with inverse dynamics on its first two states.
+
+Optionally warm-start: begin the sampler from the previous plan shifted by the steps taken
+and noised to an intermediate level, running only the matching tail of the sampling chain.
+
+Imports only from ``tcdp_lib.method`` (and numpy/torch): never from the ``runs`` layer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from tcdp_lib.method.diffusion import get_sampler, q_sample, sampling_timesteps
+from tcdp_lib.method.guidance import guided_eps
+from tcdp_lib.method.model import TCDP
+
+
+def online_remaining_budget(budget, cost_spent) -> np.ndarray:
+    """``max(b - cost spent so far, 0)``: the budget condition while acting."""
+    return np.maximum(np.asarray(budget, dtype=np.float64) - np.asarray(cost_spent, dtype=np.float64), 0.0)
+
+
+@dataclass(frozen=True)
+class PlannerConfig:
+    """Planning-time choices; ``None`` fields take the model config's value."""
+
+    n_samples: int = 1
+    """Plans sampled per environment; the one with the highest predicted value is chosen."""
+    sampler: str | None = None
+    """Key of ``SAMPLERS``; ``None``: ``model.config.diffusion.sampler``."""
+    sampling_steps: int | None = None
+    """Model calls per plan from pure noise; ``None``: the model config's."""
+    w_cfg: float | None = None
+    """CFG scale on the budget; ``None``: ``model.config.guidance.w_cfg``."""
+    beta: float | None = None
+    """Energy guidance scale; ``None``: ``model.config.guidance.beta``."""
+    warm_start_level: float = 0.5
+    """Warm start noises the previous plan to step ``round(level * (K - 1))`` and runs only that
+    share of the sampling steps; in ``(0, 1]``."""
+    warm_shift: int = 1
+    """Environment steps between two plans: the previous plan is shifted by this many states."""
+
+    def __post_init__(self):
+        if self.n_samples < 1:
+            raise ValueError(f"n_samples must be >= 1, got {self.n_samples}")
+        if not 0 < self.warm_start_level <= 1:
+            raise ValueError(f"warm_start_level must lie in (0, 1], got {self.warm_start_level}")
+        if self.warm_shift < 0:
+            raise ValueError(f"warm_shift must be >= 0, got {self.warm_shift}")
+
+
+@dataclass(frozen=True, eq=False)
+class Plan:
+    """The result of one replan for ``B`` environments (numpy arrays)."""
+
+    states: np.ndarray
+    """``(B, S, H, obs_dim)`` planned states (unnormalised); ``states[:, :, 0]`` is the observation."""
+    chosen: np.ndarray
+    """``(B,)`` index of the chosen sample per environment (highest predicted value)."""
+    actions: np.ndarray
+    """``(B, act_dim)`` inverse dynamics on the chosen plan's first two states."""
+    values: np.ndarray
+    """``(B, S)`` energy prediction (QN-normalised return) of every sampled plan."""
+    remaining_budget: np.ndarray
+    """``(B,)`` the budget condition used (clipped at 0)."""
+
+    @property
+    def best_states(self) -> np.ndarray:
+        """``(B, H, obs_dim)`` the chosen plan of each environment."""
+        return self.states[np.arange(len(self.chosen)), self.chosen]
+
+    @property
+    def value(self) -> np.ndarray:
+        """``(B,)`` predicted value of the chosen plan."""
+        return self.values[np.arange(len(self.chosen)), self.chosen]
+
+
+class Planner:
+    """``Planner(model, config).plan(obs, remaining_budget, generator, warm_start) -> Plan``."""
+
+    def __init__(self, model: TCDP, config: PlannerConfig | None = None):
+        self.model = model
+        self.config = config = config or PlannerConfig()
+        mc = model.config
+        self.sampler = get_sampler(config.sampler or mc.diffusion.sampler)
+        self.w_cfg = mc.guidance.w_cfg if config.w_cfg is None else config.w_cfg
+        self.beta = mc.guidance.beta if config.beta is None else config.beta
+        self.clip_x0 = mc.diffusion.clip_x0
+        k = mc.diffusion.n_diffusion_steps
+        steps = config.sampling_steps or mc.diffusion.sampling_steps
+        self.timesteps = sampling_timesteps(k, steps)
+        self.warm_t = int(round(config.warm_start_level * (k - 1)))
+        self.warm_timesteps = sampling_timesteps(k, max(1, int(np.ceil(steps * (self.warm_t + 1) / k))), self.warm_t)
+        if config.warm_shift >= mc.horizon:
+            raise ValueError(f"warm_shift ({config.warm_shift}) must be smaller than the horizon ({mc.horizon})")
+
+    def plan(self, obs, remaining_budget, generator: torch.Generator | int | None = None, warm_start: Plan | None = None) -> Plan:
+        """Plan for ``B`` environments: ``obs (B, obs_dim)``, ``remaining_budget (B,)`` (clipped at 0)."""
+        m = self.model
+        was_training = m.training
+        m.eval()
+        try:
+            with torch.inference_mode():
+                return self._plan(obs, remaining_budget, generator, warm_start)
+        finally:
+            m.train(was_training)
+
+    def _plan(self, obs, remaining_budget, generator, warm_start) -> Plan:
+        m, s = self.model, self.config.n_samples
+        device = m.obs_mean.device
+        obs_t = torch.as_tensor(np.asarray(obs), dtype=torch.float32, device=device)
+        if obs_t.ndim != 2 or obs_t.shape[1] != m.obs_dim:
+            raise ValueError(f"obs must have shape (B, {m.obs_dim}), got {tuple(obs_t.shape)}")
+        b_env = torch.as_tensor(np.asarray(remaining_budget), dtype=torch.float32, device=device).reshape(-1)
+        n_env, h, c = obs_t.shape[0], m.horizon, m.obs_dim
+        if b_env.shape[0] != n_env:
+            raise ValueError(f"remaining_budget must have shape ({n_env},), got {tuple(b_env.shape)}")
+        b_env = b_env.clamp_min(0.0)
+        if isinstance(generator, (int, np.integer)):
+            generator = torch.Generator(device=device).manual_seed(int(generator))
+
+        z0 = m.normalize(obs_t).repeat_interleave(s, 0)  # (B*S, C)
+        budget = b_env.repeat_interleave(s)  # (B*S,)
+        x0_known = z0.unsqueeze(1)  # (B*S, 1, C), broadcast over the horizon by the fix mask
+        noise = torch.randn((n_env * s, h, c), generator=generator, device=device)  # (B*S, H, C)
+        if warm_start is None:
+            x, timesteps = noise, self.timesteps
+        else:
+            prev = torch.as_tensor(warm_start.best_states, dtype=torch.float32, device=device)  # (B, H, C)
+            if prev.shape != (n_env, h, c):
+                raise ValueError(f"warm_start plan has states {tuple(prev.shape)}, expected {(n_env, h, c)}")
+            k = self.config.warm_shift
+            prev = torch.cat([prev[:, k:], prev[:, -1:].expand(n_env, k, c)], dim=1)  # (B, H, C) shifted
+            prev = m.normalize(prev).repeat_interleave(s, 0)  # (B*S, H, C)
+            t0 = torch.full((n_env * s,), self.warm_t, dtype=torch.long, device=device)
+            x, timesteps = q_sample(prev, t0, noise, m.alphas_cumprod), self.warm_timesteps
+
+        model_fn = guided_eps(m.backbone, m.encoder, budget, m.alphas_cumprod, self.w_cfg, self.beta, m.energy)
+        x = self.sampler(model_fn, x, m.alphas_cumprod, timesteps, m.fix_mask, x0_known, self.clip_x0)  # (B*S, H, C)
+
+        t_clean = torch.zeros(n_env * s, dtype=torch.long, device=device)
+        values = m.energy(x, t_clean, budget).reshape(n_env, s)  # (B, S)
+        chosen = values.argmax(dim=1)  # (B,)
+        xs = x.reshape(n_env, s, h, c)  # (B, S, H, C)
+        best = xs[torch.arange(n_env, device=device), chosen]  # (B, H, C)
+        actions = m.inv_dyn(best[:, 0], best[:, 1])  # (B, A)
+        states = m.unnormalize(xs)  # (B, S, H, C)
+        states[:, :, 0] = obs_t.unsqueeze(1)  # the first state is the observation (exact, not round-tripped)
+        return Plan(
+            states=states.cpu().numpy(),
+            chosen=chosen.cpu().numpy(),
+            actions=actions.cpu().numpy(),
+            values=values.cpu().numpy(),
+            remaining_budget=b_env.cpu().numpy(),
+        )

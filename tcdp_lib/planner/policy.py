@@ -1,0 +1,81 @@
+"""TCDP as a :class:`~tcdp_lib.baselines.policy.Policy`: receding-horizon planning while acting.
+
+At every ``replan_every``-th step the planner samples a new plan from the current observations
+under the remaining budget ``b - cost spent so far``; between replans the policy follows the
+chosen plan with inverse dynamics on its consecutive states. With ``warm_start`` each replan
+starts from the previous plan, shifted and partly re-noised.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from tcdp_lib.baselines.policy import check_n_envs, check_step_inputs
+from tcdp_lib.planner.planner import Plan, Planner, PlannerConfig, online_remaining_budget
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    """How planning is interleaved with acting."""
+
+    replan_every: int = 1
+    """Environment steps between two plans (1: replan at every step)."""
+    warm_start: bool = False
+    """Start each replan from the previous plan (shifted by ``replan_every``)."""
+    seed: int = 0
+    """Seeds the sampler's noise (reset by ``reset``)."""
+
+    def __post_init__(self):
+        if self.replan_every < 1:
+            raise ValueError(f"replan_every must be >= 1, got {self.replan_every}")
+
+
+class TCDPPolicy:
+    """``reset(n_envs, budget)`` then ``act(obs, reward, cost)`` -> actions, planning as it goes."""
+
+    def __init__(self, model, planner_config: PlannerConfig | None = None, config: PolicyConfig | None = None):
+        self.config = config or PolicyConfig()
+        pc = planner_config or PlannerConfig()
+        if self.config.warm_start and pc.warm_shift != self.config.replan_every:
+            pc = PlannerConfig(**{**pc.__dict__, "warm_shift": self.config.replan_every})
+        self.planner = Planner(model, pc)
+        self.model = model
+        self.n_envs = None
+        self.last_plan: Plan | None = None
+
+    def reset(self, n_envs: int, budget: float) -> None:
+        if not np.isfinite(budget) or budget < 0:
+            raise ValueError(f"budget must be a finite number >= 0, got {budget}")
+        self.n_envs = check_n_envs(n_envs)
+        self.budget = float(budget)
+        self.spent = np.zeros(self.n_envs)
+        self.t = 0
+        self.last_plan = None
+        device = self.model.obs_mean.device
+        self.generator = torch.Generator(device=device).manual_seed(self.config.seed)
+
+    @torch.inference_mode()
+    def _follow(self, obs: np.ndarray, offset: int) -> np.ndarray:
+        """Inverse dynamics from the current observation to the plan's state ``offset + 1``."""
+        m = self.model
+        nxt = self.last_plan.best_states[:, min(offset + 1, m.horizon - 1)]
+        s = m.normalize(torch.as_tensor(obs, device=m.obs_mean.device))
+        s_next = m.normalize(torch.as_tensor(nxt, dtype=torch.float32, device=m.obs_mean.device))
+        return m.inv_dyn(s, s_next).cpu().numpy()
+
+    def act(self, obs, reward, cost) -> np.ndarray:
+        obs, reward, cost = check_step_inputs(obs, reward, cost, self.n_envs, self.model.obs_dim)
+        self.spent += cost
+        offset = self.t % self.config.replan_every
+        if offset == 0 or self.last_plan is None:
+            warm = self.last_plan if self.config.warm_start else None
+            self.last_plan = self.planner.plan(obs, online_remaining_budget(self.budget, self.spent),
+                                               generator=self.generator, warm_start=warm)
+            actions = self.last_plan.actions
+        else:
+            actions = self._follow(obs, offset)
+        self.t += 1
+        return np.asarray(actions, dtype=np.float32)

@@ -1,0 +1,81 @@
+"""Checkpoint files: written atomically, read with ``weights_only=True``, tied to their task.
+
+A *model file* holds what planning needs: the task id, the run config and the EMA weights of a
+TCDP model. A *training checkpoint* adds the raw weights, optimiser, step and RNG states, so an
+interrupted run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from tcdp_lib.method.model import TCDP, TCDPConfig
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is missing, unreadable, or of another task."""
+
+
+def atomic_save(obj, path: Path) -> None:
+    """``torch.save`` to a temporary file, then rename: a crash never leaves half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def safe_load(path: Path, map_location="cpu") -> dict:
+    """Load a checkpoint without executing code from it (``weights_only=True``)."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # noqa: BLE001 - unpickling refusals and corrupt files alike
+        raise CheckpointError(f"cannot read checkpoint {path}: {type(err).__name__}: {err}") from err
+
+
+def model_payload(model: TCDP, task: str, run_config: dict) -> dict:
+    return {
+        "kind": "tcdp-model",
+        "task": task,
+        "run_config": run_config,
+        "model_config": model.config.to_dict(),
+        "obs_dim": model.obs_dim,
+        "act_dim": model.act_dim,
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+    }
+
+
+def model_from_payload(payload: dict) -> TCDP:
+    sd = payload["state_dict"]
+    from tcdp_lib.method.windows import Normalizer
+
+    model = TCDP(
+        TCDPConfig.from_dict(payload["model_config"]), payload["obs_dim"], payload["act_dim"],
+        Normalizer(sd["obs_mean"].numpy(), sd["obs_std"].numpy()),
+        sd["inv_dyn.action_low"].numpy(), sd["inv_dyn.action_high"].numpy(),
+    )
+    model.load_state_dict(sd)
+    return model
+
+
+def load_model(path: Path, task: str | None = None, map_location="cpu") -> tuple[TCDP, dict]:
+    """Load a model file; refuse one made for another task. Returns ``(model, run_config)``."""
+    payload = safe_load(path, map_location)
+    if payload.get("kind") != "tcdp-model":
+        raise CheckpointError(f"{path} is not a TCDP model file (kind={payload.get('kind')!r})")
+    if task is not None and payload["task"] != task:
+        raise CheckpointError(
+            f"{path} holds a model trained on {payload['task']!r}, not on the requested task {task!r}"
+        )
+    model = model_from_payload(payload)
+    model.eval()
+    return model, payload["run_config"]

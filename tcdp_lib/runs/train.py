@@ -1,0 +1,234 @@
+"""Train TCDP on a dataset: ``tcdp train TASK``.
+
+One loop trains the three learned parts together on CTGDA pairs (window, remaining budget)
+with QN targets: the diffusion backbone and budget encoder (epsilon loss, CFG dropout), the
+energy model (QN-normalised return of noisy windows) and inverse dynamics. EMA weights are
+kept for planning. Every ``checkpoint_every`` steps the whole training state is written
+atomically; a run started again with the same config resumes from it and reaches the same
+weights as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from tcdp_lib.data.dataset import Dataset
+from tcdp_lib.method.model import TCDP, TCDPConfig, sample_batch
+from tcdp_lib.method.windows import Windows
+from tcdp_lib.paths import RUNS_DIR
+from tcdp_lib.runs.checkpoint import CheckpointError, atomic_save, model_payload, safe_load
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The optimisation of one training run."""
+
+    steps: int = 6000
+    """Optimiser steps."""
+    batch_size: int = 256
+    """CTGDA pairs per step."""
+    lr: float = 3e-4
+    """AdamW learning rate."""
+    weight_decay: float = 1e-4
+    """AdamW weight decay."""
+    warmup_steps: int = 200
+    """Linear learning-rate warm-up."""
+    grad_clip: float = 1.0
+    """Gradient-norm clip."""
+    ema_decay: float = 0.995
+    """EMA of the weights used for planning."""
+    energy_weight: float = 1.0
+    """Weight of the energy loss in the sum."""
+    inv_weight: float = 1.0
+    """Weight of the inverse-dynamics loss in the sum."""
+    checkpoint_every: int = 500
+    """Steps between atomic checkpoints (and loss-history records)."""
+    log_every: int = 25
+    """Steps between loss records (and progress-bar updates)."""
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that defines a training run; saved beside its checkpoints."""
+
+    task: str
+    """DSRL task id the model is trained on."""
+    seed: int = 0
+    """Seeds batch sampling, noise and initialisation."""
+    model: TCDPConfig = field(default_factory=TCDPConfig)
+    """The model (data-dependent fields are resolved from the dataset)."""
+    train: TrainConfig = field(default_factory=TrainConfig)
+    """The optimisation."""
+    dataset_sha256: str = ""
+    """Checksum of the dataset file the run was trained on."""
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RunConfig":
+        return cls(task=d["task"], seed=d["seed"], model=TCDPConfig.from_dict(d["model"]),
+                   train=TrainConfig(**d["train"]), dataset_sha256=d.get("dataset_sha256", ""))
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train_tcdp` returns."""
+
+    model: TCDP
+    """The EMA model, in eval mode."""
+    run_dir: Path
+    model_path: Path
+    history: list[dict]
+    """Loss records: ``{"step", "loss", "diffusion", "energy", "inv", "wall_time_s"}``."""
+    wall_time_s: float
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def default_device() -> torch.device:
+    """``cuda`` when available, else ``cpu`` (chosen once, here)."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _lr_at(step: int, cfg: TrainConfig) -> float:
+    return cfg.lr * min(1.0, (step + 1) / max(cfg.warmup_steps, 1))
+
+
+@torch.no_grad()
+def _ema_update(ema: TCDP, model: TCDP, decay: float) -> None:
+    for pe, p in zip(ema.parameters(), model.parameters()):
+        pe.lerp_(p, 1.0 - decay)
+    for be, b in zip(ema.buffers(), model.buffers()):
+        be.copy_(b)
+
+
+def _identity(run_dict: dict) -> dict:
+    """The fields a resumed run must share with its checkpoint (``train.steps`` may grow)."""
+    out = dict(run_dict)
+    out["train"] = {k: v for k, v in run_dict.get("train", {}).items() if k != "steps"}
+    return out
+
+
+def train_tcdp(
+    dataset: Dataset,
+    run: RunConfig,
+    run_dir: Path | None = None,
+    device: torch.device | str | None = None,
+    progress: bool = True,
+    callback: Callable[[dict], None] | None = None,
+) -> TrainResult:
+    """Train (or resume) a TCDP run on ``dataset``; writes ``checkpoint.pt``, ``model.pt``,
+    ``config.json`` and ``history.json`` to ``run_dir``. ``callback(record)`` sees each loss record."""
+    from tqdm.auto import tqdm
+
+    if run.task != dataset.task.task_id:
+        raise ValueError(f"run config is for task {run.task!r}, dataset is {dataset.task.task_id!r}")
+    device = torch.device(device) if device is not None else default_device()
+    run = dataclasses.replace(run, dataset_sha256=run.dataset_sha256 or file_sha256(dataset.path))
+    run_dir = Path(run_dir) if run_dir is not None else RUNS_DIR / "train" / run.task / f"seed{run.seed}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    cfg = run.train
+
+    torch.manual_seed(run.seed)
+    model = TCDP.from_episodes(dataset.episodes, run.model).to(device)
+    run = dataclasses.replace(run, model=model.config)  # data-dependent fields resolved
+    ema = copy.deepcopy(model).eval()
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    rng = np.random.default_rng(run.seed)
+    gen = torch.Generator(device=device).manual_seed(run.seed)
+    windows = Windows.from_episodes(dataset.episodes, run.model.horizon)
+    prior = model.budget_prior()
+    history: list[dict] = []
+    step, wall = 0, 0.0
+
+    ckpt_path = run_dir / "checkpoint.pt"
+    if ckpt_path.exists():
+        ckpt = safe_load(ckpt_path, map_location=device)
+        saved = json.loads(ckpt.get("run_config", "{}"))
+        if _identity(saved) != _identity(json.loads(json.dumps(run.to_dict()))):
+            raise CheckpointError(
+                f"{ckpt_path} belongs to another run configuration (task {saved.get('task')!r}); "
+                f"delete {run_dir} or choose another run directory"
+            )
+        model.load_state_dict(ckpt["model"])
+        ema.load_state_dict(ckpt["ema"])
+        opt.load_state_dict(ckpt["optimizer"])
+        rng.bit_generator.state = json.loads(ckpt["numpy_rng"])
+        gen.set_state(ckpt["torch_rng"].cpu())
+        history, step, wall = list(ckpt["history"]), int(ckpt["step"]), float(ckpt["wall_time_s"])
+    (run_dir / "config.json").write_text(json.dumps(run.to_dict(), indent=1))
+
+    def save_checkpoint():
+        atomic_save({
+            "run_config": json.dumps(run.to_dict()), "step": step, "wall_time_s": wall,
+            "model": model.state_dict(), "ema": ema.state_dict(), "optimizer": opt.state_dict(),
+            "numpy_rng": json.dumps(rng.bit_generator.state), "torch_rng": gen.get_state(),
+            "history": history,
+        }, ckpt_path)
+        atomic_save(model_payload(ema, run.task, json.loads(json.dumps(run.to_dict()))), run_dir / "model.pt")
+        (run_dir / "history.json").write_text(json.dumps(history))
+
+    bar = tqdm(total=cfg.steps, initial=step, desc=f"train {run.task}", unit="step", disable=not progress)
+    model.train()
+    sums = np.zeros(3)
+    t_last = time.time()
+    try:
+        while step < cfg.steps:
+            batch = sample_batch(rng, windows, prior, cfg.batch_size, device)
+            l_diff = model.loss_diffusion(batch, generator=gen)
+            l_energy = model.loss_energy(batch, generator=gen)
+            l_inv = model.loss_inv(batch)
+            loss = l_diff + cfg.energy_weight * l_energy + cfg.inv_weight * l_inv
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"non-finite loss at step {step}: diffusion {l_diff.item()}, "
+                                         f"energy {l_energy.item()}, inverse dynamics {l_inv.item()}")
+            for group in opt.param_groups:
+                group["lr"] = _lr_at(step, cfg)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            opt.step()
+            _ema_update(ema, model, cfg.ema_decay)
+            step += 1
+            sums += [l_diff.item(), l_energy.item(), l_inv.item()]
+            if step % cfg.log_every == 0 or step == cfg.steps:
+                now = time.time()
+                wall += now - t_last
+                t_last = now
+                n = cfg.log_every if step % cfg.log_every == 0 else step % cfg.log_every
+                d, e, i = (float(v) for v in sums / n)
+                record = {"step": step, "loss": d + cfg.energy_weight * e + cfg.inv_weight * i,
+                          "diffusion": d, "energy": e, "inv": i, "wall_time_s": wall}
+                history.append(record)
+                sums[:] = 0
+                bar.update(n)
+                bar.set_postfix(diff=f"{d:.3f}", energy=f"{e:.3f}", inv=f"{i:.3f}")
+                if callback is not None:
+                    callback(record)
+            if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+                save_checkpoint()
+    except KeyboardInterrupt:
+        save_checkpoint()  # an interrupted run keeps its progress
+        raise
+    finally:
+        bar.close()
+    ema.eval()
+    return TrainResult(model=ema, run_dir=run_dir, model_path=run_dir / "model.pt", history=history,
+                       wall_time_s=wall)

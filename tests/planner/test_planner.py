@@ -1,0 +1,177 @@
+import ast
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import tcdp_lib.planner.planner as planner_module
+from tcdp_lib.data.episodes import Episodes
+from tcdp_lib.method import (
+    TCDP,
+    BackboneConfig,
+    DiffusionConfig,
+    EnergyConfig,
+    GuidanceConfig,
+    InverseDynamicsConfig,
+    TCDPConfig,
+    Windows,
+    sample_batch,
+)
+from tcdp_lib.planner import Plan, Planner, PlannerConfig, online_remaining_budget
+
+OBS, ACT, H = 4, 2, 8
+
+
+def random_walk_episodes(seed=0, n_episodes=6, length=30):
+    """A random walk whose actions are its steps: s' = s + 0.3 a, a in [-1, 1]^2 (padded to obs 4);
+    costs fall on steps where the first coordinate is positive. Episodes end on terminals, the
+    last on a timeout."""
+    rng = np.random.default_rng(seed)
+    n = n_episodes * length
+    actions = rng.uniform(-1, 1, size=(n, ACT)).astype(np.float32)
+    obs = np.zeros((n, OBS), np.float32)
+    nxt = np.zeros((n, OBS), np.float32)
+    for e in range(n_episodes):
+        s = rng.normal(size=OBS).astype(np.float32)
+        for t in range(e * length, (e + 1) * length):
+            obs[t] = s
+            s = s.copy()
+            s[:ACT] += 0.3 * actions[t]
+            nxt[t] = s
+    ends = np.arange(1, n_episodes + 1) * length - 1
+    terminals, timeouts = np.zeros(n), np.zeros(n)
+    terminals[ends[:-1]] = 1
+    timeouts[ends[-1]] = 1
+    return Episodes.from_arrays(
+        dict(
+            observations=obs,
+            next_observations=nxt,
+            actions=actions,
+            rewards=obs[:, 1].astype(np.float64),
+            costs=(obs[:, 0] > 0).astype(np.float64),
+            terminals=terminals,
+            timeouts=timeouts,
+        )
+    )
+
+
+def tiny_config(**kw):
+    return TCDPConfig(
+        horizon=H,
+        backbone=BackboneConfig(d_model=32, depth=1, n_heads=2, patch_size=2),
+        energy=EnergyConfig(hidden=(32,), t_embed_dim=8),
+        inverse_dynamics=InverseDynamicsConfig(hidden=(32,)),
+        diffusion=DiffusionConfig(n_diffusion_steps=20, sampling_steps=5),
+        **kw,
+    )
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """A tiny TCDP trained for a few steps on CPU."""
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    episodes = random_walk_episodes()
+    model = TCDP.from_episodes(episodes, tiny_config(), action_low=[-1, -1], action_high=[1, 1])
+    windows = Windows.from_episodes(episodes, H)
+    prior = model.budget_prior()
+    rng = np.random.default_rng(0)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    model.train()
+    t0 = time.perf_counter()
+    for _ in range(40):
+        batch = sample_batch(rng, windows, prior, 64)
+        loss = model.loss_diffusion(batch) + model.loss_energy(batch) + model.loss_inv(batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert time.perf_counter() - t0 < 10.0
+    return episodes, model
+
+
+@pytest.mark.parametrize("sampler", ["ddim", "dpm_solver_2m"])
+def test_end_to_end_plan_for_two_envs(trained, sampler):
+    episodes, model = trained
+    obs = episodes.observations[[0, 45]]
+    planner = Planner(model, PlannerConfig(sampler=sampler, beta=0.05))
+    plan = planner.plan(obs, np.array([3.0, 10.0]), generator=0)
+    assert isinstance(plan, Plan)
+    assert plan.states.shape == (2, 1, H, OBS)
+    assert plan.actions.shape == (2, ACT) and plan.values.shape == (2, 1) and plan.chosen.shape == (2,)
+    for a in (plan.states, plan.actions, plan.values):
+        assert np.all(np.isfinite(a))
+    np.testing.assert_array_equal(plan.states[:, 0, 0], obs)  # inpainted first state
+    assert np.all(plan.actions >= -1) and np.all(plan.actions <= 1)
+    assert model.training  # the planner restores the caller's mode
+    # same seed, same plan; another seed, another plan
+    again = planner.plan(obs, np.array([3.0, 10.0]), generator=0)
+    np.testing.assert_array_equal(again.states, plan.states)
+    other = planner.plan(obs, np.array([3.0, 10.0]), generator=1)
+    assert not np.array_equal(other.states, plan.states)
+
+
+def test_n_samples_selects_highest_value_and_actions_follow(trained):
+    episodes, model = trained
+    obs = episodes.observations[[3, 70, 100]]
+    plan = Planner(model, PlannerConfig(n_samples=4)).plan(obs, [1.0, 2.0, 3.0], generator=torch.Generator().manual_seed(5))
+    assert plan.states.shape == (3, 4, H, OBS) and plan.values.shape == (3, 4)
+    np.testing.assert_array_equal(plan.chosen, plan.values.argmax(1))
+    np.testing.assert_array_equal(plan.value, plan.values.max(1))
+    np.testing.assert_array_equal(plan.states[:, :, 0], np.repeat(obs[:, None], 4, axis=1))
+    # actions are inverse dynamics on the chosen plan's first two (normalised) states
+    with torch.no_grad():
+        best = model.normalize(torch.as_tensor(plan.best_states))
+        want = model.inv_dyn(best[:, 0], best[:, 1]).numpy()
+    np.testing.assert_allclose(plan.actions, want, atol=1e-4)
+
+
+def test_warm_start_and_budget_clipping(trained):
+    episodes, model = trained
+    obs = episodes.observations[[0, 1]]
+    planner = Planner(model, PlannerConfig(warm_start_level=0.3, warm_shift=1))
+    assert len(planner.warm_timesteps) < len(planner.timesteps)
+    first = planner.plan(obs, [-2.0, 5.0], generator=0)
+    np.testing.assert_array_equal(first.remaining_budget, [0.0, 5.0])  # clipped at 0
+    nxt = episodes.observations[[1, 2]]
+    warm = planner.plan(nxt, [0.0, 4.0], generator=0, warm_start=first)
+    assert warm.states.shape == first.states.shape and np.all(np.isfinite(warm.states))
+    np.testing.assert_array_equal(warm.states[:, 0, 0], nxt)
+    with pytest.raises(ValueError, match="warm_start plan"):
+        planner.plan(nxt[:1], [1.0], warm_start=first)
+    with pytest.raises(ValueError, match="obs must have shape"):
+        planner.plan(np.zeros((2, OBS + 1)), [1.0, 1.0])
+    with pytest.raises(ValueError, match="remaining_budget"):
+        planner.plan(obs, [1.0, 2.0, 3.0])
+    np.testing.assert_array_equal(online_remaining_budget(10.0, [3.0, 12.0]), [7.0, 0.0])
+
+
+def test_energy_guidance_raises_predicted_value(trained):
+    episodes, model = trained
+    obs = episodes.observations[[0, 30, 60, 90]]
+    b = np.full(4, 5.0)
+    base = Planner(model, PlannerConfig(beta=0.0)).plan(obs, b, generator=0)
+    pushed = Planner(model, PlannerConfig(beta=2.0)).plan(obs, b, generator=0)
+    assert pushed.values.mean() > base.values.mean()
+
+
+def test_planner_imports_only_method_and_data():
+    tree = ast.parse(Path(planner_module.__file__).read_text())
+    modules = [n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
+    modules += [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+    internal = [m for m in modules if m and m.startswith("tcdp_lib")]
+    assert internal and all(m.startswith(("tcdp_lib.method", "tcdp_lib.data")) for m in internal), internal
+
+
+def test_planner_config_validation(trained):
+    _, model = trained
+    with pytest.raises(ValueError, match="n_samples"):
+        PlannerConfig(n_samples=0)
+    with pytest.raises(ValueError, match="unknown sampler"):
+        Planner(model, PlannerConfig(sampler="euler"))
+    with pytest.raises(ValueError, match="warm_shift"):
+        Planner(model, PlannerConfig(warm_shift=H))
+    # guidance defaults come from the model config
+    p = Planner(model)
+    assert (p.w_cfg, p.beta) == (GuidanceConfig().w_cfg, GuidanceConfig().beta)

@@ -1,0 +1,146 @@
+"""Training, checkpoints, the TCDP policy and evaluation, end to end on CPU with a tiny model."""
+
+import dataclasses
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from tcdp_lib.data.dataset import load_dataset
+from tcdp_lib.method.model import BackboneConfig, DiffusionConfig, EnergyConfig, InverseDynamicsConfig, TCDPConfig
+from tcdp_lib.planner.planner import PlannerConfig
+from tcdp_lib.planner.policy import PolicyConfig, TCDPPolicy
+from tcdp_lib.runs.checkpoint import CheckpointError, load_model
+from tcdp_lib.runs.evaluate import EpisodeResult, evaluate, run_episodes, summarize
+from tcdp_lib.runs.train import RunConfig, TrainConfig, train_tcdp
+
+TINY_MODEL = TCDPConfig(
+    horizon=8,
+    backbone=BackboneConfig(d_model=32, depth=1, n_heads=2, patch_size=4),
+    diffusion=DiffusionConfig(n_diffusion_steps=20, sampling_steps=3),
+    energy=EnergyConfig(hidden=(32,)),
+    inverse_dynamics=InverseDynamicsConfig(hidden=(32,)),
+)
+
+
+def tiny_run(steps=20, **train):
+    return RunConfig(task="OfflineBallCircle-v0", seed=0, model=TINY_MODEL,
+                     train=TrainConfig(steps=steps, batch_size=16, log_every=5, checkpoint_every=10,
+                                       warmup_steps=5, **train))
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def test_train_plan_step_end_to_end(small_file, tmp_path):
+    path, _ = small_file
+    ds = load_dataset("OfflineBallCircle-v0", path)
+    res = train_tcdp(ds, tiny_run(), run_dir=tmp_path / "run", progress=False)
+    assert [h["step"] for h in res.history] == [5, 10, 15, 20]
+    assert all(np.isfinite(h["loss"]) for h in res.history)
+    for name in ("model.pt", "checkpoint.pt", "config.json", "history.json"):
+        assert (tmp_path / "run" / name).exists()
+
+    model, run_config = load_model(res.model_path, task="OfflineBallCircle-v0")
+    assert run_config["task"] == "OfflineBallCircle-v0"
+    assert run_config["model"]["budget"]["b_max"] == pytest.approx(ds.episodes.cost_returns.max())
+    policy = TCDPPolicy(model, PlannerConfig(n_samples=2), PolicyConfig(replan_every=2, warm_start=True))
+    records = run_episodes("OfflineBallCircle-v0", policy, budget=10.0, n_episodes=2, seed=0, n_envs=2)
+    assert [r["length"] for r in records] == [200, 200]
+    assert all(np.isfinite(r["reward"]) and r["cost"] >= 0 for r in records)
+    plan = policy.last_plan
+    assert plan.states.shape == (2, 2, 8, 8)
+    assert np.all(np.abs(plan.actions) <= 1.0 + 1e-6)
+
+
+def test_resumed_run_matches_an_uninterrupted_one(small_file, tmp_path):
+    path, _ = small_file
+    ds = load_dataset("OfflineBallCircle-v0", path)
+    full = train_tcdp(ds, tiny_run(20), run_dir=tmp_path / "a", progress=False)
+    train_tcdp(ds, tiny_run(10), run_dir=tmp_path / "b", progress=False)  # stopped after 10 steps
+    resumed = train_tcdp(ds, tiny_run(20), run_dir=tmp_path / "b", progress=False)
+    for (name, a), b in zip(full.model.state_dict().items(), resumed.model.state_dict().values()):
+        torch.testing.assert_close(a, b, msg=name)
+    assert [h["step"] for h in resumed.history] == [5, 10, 15, 20]
+
+
+def test_resume_refuses_another_configuration(small_file, tmp_path):
+    path, _ = small_file
+    ds = load_dataset("OfflineBallCircle-v0", path)
+    train_tcdp(ds, tiny_run(10), run_dir=tmp_path / "run", progress=False)
+    with pytest.raises(CheckpointError, match="another run configuration"):
+        train_tcdp(ds, tiny_run(10, lr=1e-3), run_dir=tmp_path / "run", progress=False)
+
+
+def test_checkpoint_of_another_task_is_refused(small_file, tmp_path):
+    path, _ = small_file
+    ds = load_dataset("OfflineBallCircle-v0", path)
+    res = train_tcdp(ds, tiny_run(5), run_dir=tmp_path / "run", progress=False)
+    with pytest.raises(CheckpointError, match="trained on 'OfflineBallCircle-v0', not on the requested task 'OfflineCarCircle-v0'"):
+        load_model(res.model_path, task="OfflineCarCircle-v0")
+
+
+class Boom:
+    def __reduce__(self):
+        return (print, ("code ran",))
+
+
+def test_loading_never_executes_code(tmp_path, capsys):
+    bad = tmp_path / "model.pt"
+    with open(bad, "wb") as f:
+        pickle.dump({"kind": "tcdp-model", "x": Boom()}, f)
+    with pytest.raises(CheckpointError, match="cannot read checkpoint"):
+        load_model(bad)
+    assert "code ran" not in capsys.readouterr().out
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_model(tmp_path / "missing.pt")
+
+
+def test_summary_means_and_seed_spread():
+    rows = [EpisodeResult(10.0, s, i, r, c, 10, r / 100, c / 10)
+            for s, vals in ((0, [(10, 5), (30, 15)]), (1, [(50, 0), (70, 10)]))
+            for i, (r, c) in enumerate(vals)]
+    (s,) = summarize(rows)
+    assert s.episodes == 4
+    assert s.normalized_reward == pytest.approx(0.4)
+    assert s.normalized_reward_std == pytest.approx(np.std([0.2, 0.6]))
+    assert s.normalized_cost == pytest.approx(0.75)
+    assert s.safe
+
+
+def test_evaluate_writes_result_files(small_file, tmp_path):
+    path, _ = small_file
+    ds = load_dataset("OfflineBallCircle-v0", path)
+
+    class Zero:
+        def reset(self, n_envs, budget):
+            self.n = n_envs
+
+        def act(self, obs, reward, cost):
+            return np.zeros((self.n, 2), np.float32)
+
+    results, summary = evaluate(ds, lambda seed: Zero(), budgets=(0.0, 20.0), seeds=(0,), episodes=2,
+                                n_envs=2, out_dir=tmp_path / "eval", progress=False)
+    assert len(results) == 4 and [s.budget for s in summary] == [0.0, 20.0]
+    # The same rollouts at both budgets: only the normalised cost changes, by DSRL's definition.
+    assert results[0].reward == pytest.approx(results[2].reward, abs=1e-9)
+    assert results[0].normalized_cost == pytest.approx(results[0].cost + 1.0)
+    assert results[2].normalized_cost == pytest.approx(results[2].cost / 20.0)
+    import json
+
+    body = json.loads((tmp_path / "eval" / "summary.json").read_text())
+    assert body["task"] == "OfflineBallCircle-v0" and len(body["summary"]) == 2
+    assert (tmp_path / "eval" / "episodes.csv").read_text().count("\n") == 5
+
+
+def test_negative_budget_is_refused(small_file):
+    path, _ = small_file
+    ds = load_dataset("OfflineBallCircle-v0", path)
+    with pytest.raises(ValueError, match="budgets must be finite and >= 0"):
+        evaluate(ds, lambda seed: None, budgets=(-1.0,), progress=False)
