@@ -8,9 +8,11 @@ DSRL's recipe, on one CPU core:
    ``Jc`` of that rollout is above ``d`` and down when below (:func:`update_multiplier`).
 2. Log *every* finished episode of training (raw reward and cost), so the data covers the
    reward/cost frontier from very safe to reckless.
-3. Density-filter the episodes on the (cost, reward) plane with dsrl's ``filter_trajectory``
+3. Optionally add episodes that switch once between the run's safe and bold policies, which
+   reach the costs between them (:func:`run_mixture`).
+4. Density-filter the episodes on the (cost, reward) plane with dsrl's ``filter_trajectory``
    (dense cells are thinned; no cell is emptied, so each band keeps its best episodes).
-4. Write DSRL's hdf5 layout plus metadata (task, reference rewards, budgets, how it was made).
+5. Write DSRL's hdf5 layout plus metadata (task, reference rewards, budgets, how it was made).
 
 Training runs in *stages*; each stage starts from the model and multiplier saved by the last
 one and is seeded from ``(seed, stage)``, so a run that is killed resumes at its last finished
@@ -84,6 +86,9 @@ class GeneratorConfig:
     """Filter: episodes kept per (cost, reward) cell at most (lowered to fit ``max_steps``)."""
     max_steps: int = 100_000
     """Filter: at most this many steps are kept (the largest ``max_per_bin`` that fits is used)."""
+    mixture_episodes: int = 0
+    """Episodes that switch once between the safest good policy and the boldest one of the run
+    (see :func:`run_mixture`); 0: none."""
 
     @property
     def total_steps(self) -> int:
@@ -112,7 +117,7 @@ class GeneratorConfig:
         return {k: v for k, v in self.to_json().items() if k not in FILTER_FIELDS}
 
 
-FILTER_FIELDS = ("cost_bins", "reward_bins", "max_per_bin", "max_steps")
+FILTER_FIELDS = ("cost_bins", "reward_bins", "max_per_bin", "max_steps", "mixture_episodes")
 
 
 def _cfg(task: str, *phases: tuple, **kw) -> GeneratorConfig:
@@ -129,11 +134,14 @@ RECIPES: dict[str, GeneratorConfig] = {
     ),
     # DSRL's upward sweep from the start: a bold BallRun policy saturates its actions and
     # no longer finds the slow ones, so it must learn under the constraint first.
-    "OfflineBallRun-v0": _cfg("OfflineBallRun-v0", (320_000, 2.0, 100.0)),
-    "OfflineCarCircle-v0": _cfg("OfflineCarCircle-v0", (200_000, None), (500_000, 5.0, 150.0)),
+    "OfflineBallRun-v0": _cfg("OfflineBallRun-v0", (320_000, 2.0, 100.0), mixture_episodes=600),
+    # The car needs long unconstrained training before it drives well at all.
+    "OfflineCarCircle-v0": _cfg(
+        "OfflineCarCircle-v0", (401_408, None), (299_008, 5.0, 100.0), mixture_episodes=300,
+    ),
     "OfflinePointCircle1Gymnasium-v0": _cfg(
         "OfflinePointCircle1Gymnasium-v0", (327_680, 5.0, 200.0), stage_steps=16_384,
-        max_steps=60_000,
+        max_steps=60_000, mixture_episodes=100,
     ),
 }
 
@@ -335,11 +343,81 @@ def _load_episodes(work: Path, n_stages: int) -> list[dict]:
     episodes = []
     for stage in range(n_stages):
         with np.load(work / f"episodes_{stage:04d}.npz") as z:
-            offsets = np.concatenate([[0], np.cumsum(z["lengths"])])
-            arrays = {k: z[k] for k in STAGE_KEYS}
-            for a, b in zip(offsets[:-1], offsets[1:]):
-                episodes.append({k: v[a:b] for k, v in arrays.items()})
+            episodes.extend(_split_chunk(z))
     return episodes
+
+
+def pick_mixture_stages(stages: list[dict], safe_cost: float) -> tuple[int, int]:
+    """``(safe, bold)`` stage indices: the best mean reward among stages whose mean episode cost
+    is at most ``safe_cost`` (else the stage of lowest mean cost), and the best mean reward."""
+    scored = [s for s in stages if s["mean_reward"] is not None]
+    safe = [s for s in scored if s["mean_cost"] <= safe_cost]
+    safe_stage = max(safe, key=lambda s: s["mean_reward"]) if safe else min(scored, key=lambda s: s["mean_cost"])
+    bold_stage = max(scored, key=lambda s: s["mean_reward"])
+    return int(safe_stage["stage"]), int(bold_stage["stage"])
+
+
+def run_mixture(cfg: GeneratorConfig, work: Path, stages: list[dict], progress: bool) -> tuple[list[dict], dict]:
+    """Episodes that follow one policy, then switch to the other at a random step.
+
+    A stationary policy is either safe or bold; the budgets in between are reached by spending
+    cost for part of an episode. Each episode draws the order (safe first or bold first) and
+    the switch step uniformly, from a generator seeded by the config; actions are sampled from
+    the stage policies saved by the training run. Saved to ``mixture.npz`` (resumable).
+    """
+    import torch
+    from stable_baselines3 import PPO
+    from tqdm.auto import tqdm
+
+    path = work / "mixture.npz"
+    task = get_task(cfg.task)
+    safe, bold = pick_mixture_stages(stages, safe_cost=min(task.budgets) / 2)
+    info = {"episodes": cfg.mixture_episodes, "safe_stage": safe, "bold_stage": bold}
+    if path.exists():
+        with np.load(path) as z:
+            if int(z["lengths"].shape[0]) == cfg.mixture_episodes and list(z["stages"]) == [safe, bold]:
+                return _split_chunk(z), info
+    torch.set_num_threads(1)
+    torch.manual_seed(cfg.seed)
+    policies = [PPO.load(work / f"ppo_{i:04d}.zip", device="cpu").policy for i in (safe, bold)]
+    rng = np.random.default_rng([cfg.seed, 7])
+    env = make_env(cfg.task)
+    sink = []
+    try:
+        for e in tqdm(range(cfg.mixture_episodes), desc=f"mixture {cfg.task}", disable=not progress):
+            first = int(rng.integers(2))
+            switch = int(rng.integers(task.max_episode_steps + 1))
+            obs, _ = env.reset(seed=int(rng.integers(2**31)))
+            buf = {k: [] for k in STAGE_KEYS}
+            for t in range(task.max_episode_steps):
+                policy = policies[first if t < switch else 1 - first]
+                with torch.no_grad():
+                    action, _ = policy.predict(obs, deterministic=False)
+                action = np.clip(action, env.action_space.low, env.action_space.high)
+                nxt, reward, terminated, truncated, step_info = env.step(action)
+                for k, v in (("observations", obs), ("next_observations", nxt), ("actions", action),
+                             ("rewards", reward), ("costs", float(step_info.get("cost", 0.0))),
+                             ("terminals", terminated), ("timeouts", truncated and not terminated)):
+                    buf[k].append(v)
+                obs = nxt
+                if terminated or truncated:
+                    break
+            sink.append({k: np.asarray(v, dtype=np.float32 if k not in ("terminals", "timeouts") else bool)
+                         for k, v in buf.items()})
+    finally:
+        env.close()
+    lengths = np.array([len(e["rewards"]) for e in sink], dtype=np.int64)
+    tmp = work / "mixture.tmp.npz"
+    np.savez_compressed(tmp, lengths=lengths, stages=np.array([safe, bold]),
+                        **{k: np.concatenate([e[k] for e in sink]) for k in STAGE_KEYS})
+    os.replace(tmp, path)
+    return sink, info
+
+
+def _split_chunk(z) -> list[dict]:
+    offsets = np.concatenate([[0], np.cumsum(z["lengths"])])
+    arrays = {k: z[k] for k in STAGE_KEYS}
+    return [{k: v[a:b] for k, v in arrays.items()} for a, b in zip(offsets[:-1], offsets[1:])]
 
 
 def density_filter(episodes: list[dict], cfg: GeneratorConfig) -> list[int]:
@@ -423,6 +501,10 @@ def generate_dataset(cfg: GeneratorConfig, out: Path, work_root: Path, progress:
     episodes = _load_episodes(work, len(stages))
     if not episodes:
         raise RuntimeError(f"generator for {cfg.task} finished no episode in {cfg.total_steps} steps")
+    mixture_info = None
+    if cfg.mixture_episodes > 0:
+        mixed, mixture_info = run_mixture(cfg, work, stages, progress)
+        episodes = episodes + mixed
     keep = density_filter(episodes, cfg)
     kept = [episodes[i] for i in keep]
     returns = np.array([e["rewards"].sum() for e in kept])
@@ -439,6 +521,7 @@ def generate_dataset(cfg: GeneratorConfig, out: Path, work_root: Path, progress:
             "steps": cfg.total_steps,
             "episodes_logged": len(episodes),
             "episodes_kept": len(kept),
+            "mixture": mixture_info,
             "wall_time_s": round(wall, 1),
             "stages": stages,
             "versions": {p: md.version(p) for p in ("stable-baselines3", "torch", "dsrl", "gymnasium")},
