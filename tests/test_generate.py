@@ -71,3 +71,26 @@ def test_limit_schedule_is_geometric_between_phase_ends():
     assert cfg.limit_at(100) == pytest.approx(5.0)
     assert cfg.limit_at(150) == pytest.approx(20.0)  # sqrt(5 * 80)
     assert cfg.limit_at(10_000) == pytest.approx(80.0)
+
+
+def test_mixture_stages_pick_the_best_safe_and_the_best_overall():
+    from tcdp_lib.data.generate import pick_mixture_stages
+
+    stages = [
+        {"stage": 0, "mean_reward": 100.0, "mean_cost": 1.0},
+        {"stage": 1, "mean_reward": 300.0, "mean_cost": 4.0},
+        {"stage": 2, "mean_reward": 900.0, "mean_cost": 80.0},
+        {"stage": 3, "mean_reward": 500.0, "mean_cost": 6.0},
+        {"stage": 4, "mean_reward": None, "mean_cost": None},
+    ]
+    assert pick_mixture_stages(stages, safe_cost=5.0) == (1, 2)
+    assert pick_mixture_stages(stages, safe_cost=0.5) == (0, 2)  # none safe: the least costly
+
+
+def test_mixture_episodes_join_the_pool(tmp_path):
+    cfg = tiny_config(mixture_episodes=3)
+    res = generate_dataset(cfg, tmp_path / "m.hdf5", tmp_path / "work", progress=False)
+    plain = generate_dataset(tiny_config(), tmp_path / "p.hdf5", tmp_path / "work", progress=False)
+    assert res.num_episodes_logged == plain.num_episodes_logged + 3
+    ds = load_dataset("OfflineBallRun-v0", tmp_path / "m.hdf5")
+    assert ds.meta.generator["mixture"]["episodes"] == 3

@@ -14,13 +14,19 @@ import math
 import torch
 import torch.nn as nn
 
-from tcdp_lib.method.dit import mlp
+from tcdp_lib.method.dit import TimestepEmbedder
 
 
 class BudgetEncoder(nn.Module):
-    """``forward(budget (N,), mask (N,) bool | None) -> (N, D)``; mask rows get the null embedding."""
+    """``forward(budget (N,), mask (N,) bool | None) -> (N, D)``; mask rows get the null embedding.
 
-    def __init__(self, d_model: int, budget_scale: float, p_uncond: float, hidden: tuple[int, ...] | None = None):
+    The scaled budget ``b / budget_scale`` (about [0, 1]) is stretched to ``[0, resolution]`` and
+    embedded like a diffusion step (sinusoidal features, then an MLP), so the budget vector has
+    the same kind and size as the step embedding it is added to. (An MLP on the raw scalar gave
+    a vector 20x smaller than the step embedding, and the backbone learned to ignore it.)
+    """
+
+    def __init__(self, d_model: int, budget_scale: float, p_uncond: float, resolution: float = 1000.0):
         super().__init__()
         if not (math.isfinite(budget_scale) and budget_scale > 0):
             raise ValueError(f"budget_scale must be a finite number > 0, got {budget_scale}")
@@ -28,9 +34,10 @@ class BudgetEncoder(nn.Module):
             raise ValueError(f"p_uncond must lie in [0, 1), got {p_uncond}")
         self.budget_scale = float(budget_scale)
         self.p_uncond = float(p_uncond)
-        self.mlp = mlp(1, hidden if hidden is not None else (d_model,), d_model)
-        # The learned "no condition" embedding; small random start so it differs from any budget.
-        self.null_embedding = nn.Parameter(torch.randn(d_model) * 0.02)
+        self.resolution = float(resolution)
+        self.embedder = TimestepEmbedder(d_model)
+        # The learned "no condition" embedding, at the scale of a budget embedding.
+        self.null_embedding = nn.Parameter(torch.randn(d_model))
 
     def null(self, n: int) -> torch.Tensor:
         """The unconditional embedding for ``n`` rows, ``(n, D)``."""
@@ -44,7 +51,8 @@ class BudgetEncoder(nn.Module):
     ) -> torch.Tensor:
         """Embed ``budget / budget_scale``; rows in ``mask`` (and, in training, a random
         ``p_uncond`` share of rows) get the null embedding."""
-        emb = self.mlp((budget.to(self.null_embedding.dtype) / self.budget_scale).unsqueeze(-1))  # (N, D)
+        scaled = budget.to(self.null_embedding.dtype) / self.budget_scale * self.resolution  # (N,)
+        emb = self.embedder(scaled)  # (N, D)
         drop = mask
         if self.training and self.p_uncond > 0:
             u = torch.rand(budget.shape[0], generator=generator, device=budget.device)  # (N,)
