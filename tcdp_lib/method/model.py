@@ -84,7 +84,9 @@ class BudgetConfig:
     b_min: float = 0.0
     """Lower end of the uniform CTGDA budget prior."""
     b_max: float | None = None
-    """Upper end of the budget prior; ``None``: the dataset's largest episode cost."""
+    """Upper end of the budget prior; ``None``: the dataset's largest episode cost (training
+    runs set it from the task's budgets, see ``tcdp_lib.runs.train.budget_prior_max``).
+    Episodes costlier than ``b_max`` never enter a training pair."""
     budget_scale: float | None = None
     """Budgets are divided by this before embedding; ``None``: ``b_max``."""
 

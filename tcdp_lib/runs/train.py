@@ -119,6 +119,17 @@ def _ema_update(ema: TCDP, model: TCDP, decay: float) -> None:
         be.copy_(b)
 
 
+def budget_prior_max(budgets, episode_costs, factor: float = 2.0) -> float:
+    """Upper end of the CTGDA budget prior for a task: ``factor x`` its largest DSRL budget,
+    at most the data's largest episode cost.
+
+    With the prior reaching the data's costliest episodes, pairs with a small remaining
+    budget are rare (5% of BallCircle's windows are feasible at b = 10 against a prior up to
+    its maximum cost of 123) and the budget condition is learned weakly where it matters.
+    """
+    return float(min(factor * max(budgets), np.max(episode_costs)))
+
+
 def _identity(run_dict: dict) -> dict:
     """The fields a resumed run must share with its checkpoint (``train.steps`` may grow)."""
     out = dict(run_dict)
@@ -146,6 +157,10 @@ def train_tcdp(
     run_dir.mkdir(parents=True, exist_ok=True)
     cfg = run.train
 
+    if run.model.budget.b_max is None:
+        b_max = budget_prior_max(dataset.meta.budgets, dataset.episodes.cost_returns)
+        run = dataclasses.replace(run, model=dataclasses.replace(
+            run.model, budget=dataclasses.replace(run.model.budget, b_max=b_max)))
     torch.manual_seed(run.seed)
     model = TCDP.from_episodes(dataset.episodes, run.model).to(device)
     run = dataclasses.replace(run, model=model.config)  # data-dependent fields resolved

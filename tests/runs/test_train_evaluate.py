@@ -49,7 +49,7 @@ def test_train_plan_step_end_to_end(small_file, tmp_path):
 
     model, run_config = load_model(res.model_path, task="OfflineBallCircle-v0")
     assert run_config["task"] == "OfflineBallCircle-v0"
-    assert run_config["model"]["budget"]["b_max"] == pytest.approx(ds.episodes.cost_returns.max())
+    assert run_config["model"]["budget"]["b_max"] == pytest.approx(min(80.0, ds.episodes.cost_returns.max()))
     policy = TCDPPolicy(model, PlannerConfig(n_samples=2), PolicyConfig(replan_every=2, warm_start=True))
     records = run_episodes("OfflineBallCircle-v0", policy, budget=10.0, n_episodes=2, seed=0, n_envs=2)
     assert [r["length"] for r in records] == [200, 200]
@@ -144,3 +144,11 @@ def test_negative_budget_is_refused(small_file):
     ds = load_dataset("OfflineBallCircle-v0", path)
     with pytest.raises(ValueError, match="budgets must be finite and >= 0"):
         evaluate(ds, lambda seed: None, budgets=(-1.0,), progress=False)
+
+
+def test_budget_prior_reaches_twice_the_largest_budget_at_most_the_data():
+    from tcdp_lib.runs.train import budget_prior_max
+
+    assert budget_prior_max((10.0, 20.0, 40.0), np.array([0.0, 50.0, 123.0])) == 80.0
+    assert budget_prior_max((10.0, 20.0, 40.0), np.array([0.0, 30.0])) == 30.0
+    assert budget_prior_max((20.0, 40.0, 80.0), np.array([200.0]), factor=1.5) == 120.0
