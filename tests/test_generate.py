@@ -94,3 +94,13 @@ def test_mixture_episodes_join_the_pool(tmp_path):
     assert res.num_episodes_logged == plain.num_episodes_logged + 3
     ds = load_dataset("OfflineBallRun-v0", tmp_path / "m.hdf5")
     assert ds.meta.generator["mixture"]["episodes"] == 3
+
+
+def test_best_feasible_indices_are_the_top_rewards_within_budget():
+    from tcdp_lib.data.generate import best_feasible_indices
+
+    costs = np.array([0.0, 5.0, 30.0, 10.0, 10.0])
+    rewards = np.array([1.0, 9.0, 100.0, 3.0, 7.0])
+    assert best_feasible_indices(costs, rewards, 10.0, 2).tolist() == [1, 4]
+    assert best_feasible_indices(costs, rewards, 10.0, 10).tolist() == [1, 4, 3, 0]
+    assert best_feasible_indices(costs, rewards, -1.0, 3).tolist() == []

@@ -86,6 +86,8 @@ class GeneratorConfig:
     """Filter: episodes kept per (cost, reward) cell at most (lowered to fit ``max_steps``)."""
     max_steps: int = 100_000
     """Filter: at most this many steps are kept (the largest ``max_per_bin`` that fits is used)."""
+    keep_best_per_budget: int = 0
+    """Filter: the best episodes feasible at each of the task's budgets that are always kept."""
     mixture_episodes: int = 0
     """Episodes that switch once between the safest good policy and the boldest one of the run
     (see :func:`run_mixture`); 0: none."""
@@ -117,7 +119,8 @@ class GeneratorConfig:
         return {k: v for k, v in self.to_json().items() if k not in FILTER_FIELDS}
 
 
-FILTER_FIELDS = ("cost_bins", "reward_bins", "max_per_bin", "max_steps", "mixture_episodes")
+FILTER_FIELDS = ("cost_bins", "reward_bins", "max_per_bin", "max_steps", "keep_best_per_budget",
+                 "mixture_episodes")
 
 
 def _cfg(task: str, *phases: tuple, **kw) -> GeneratorConfig:
@@ -138,10 +141,11 @@ RECIPES: dict[str, GeneratorConfig] = {
     # The car needs long unconstrained training before it drives well at all.
     "OfflineCarCircle-v0": _cfg(
         "OfflineCarCircle-v0", (401_408, None), (299_008, 5.0, 100.0), mixture_episodes=300,
+        keep_best_per_budget=35,
     ),
     "OfflinePointCircle1Gymnasium-v0": _cfg(
         "OfflinePointCircle1Gymnasium-v0", (327_680, 5.0, 200.0), stage_steps=16_384,
-        max_steps=60_000, mixture_episodes=100,
+        max_steps=60_000, mixture_episodes=100, keep_best_per_budget=35,
     ),
 }
 
@@ -424,9 +428,11 @@ def density_filter(episodes: list[dict], cfg: GeneratorConfig) -> list[int]:
     """Indices of the episodes kept by dsrl's ``filter_trajectory`` on the (cost, reward) plane.
 
     ``min_num_per_bin=0``: a cell with a single episode is kept. The cap per cell (then the grid)
-    is lowered until at most ``max_steps`` steps remain; the best episode of each cost level
-    (:func:`frontier_indices`) is always kept, so thinning never lowers the frontier. The filter's
-    sampling is seeded from the config.
+    is lowered until at most ``max_steps`` steps remain. Always kept: the best episode of each
+    cost level (:func:`frontier_indices`), so thinning never lowers the frontier, and the best
+    ``keep_best_per_budget`` episodes feasible at each of the task's budgets
+    (:func:`best_feasible_indices`), so every budget keeps a band of good examples. The
+    filter's sampling is seeded from the config.
     """
     from tcdp_lib.data import compat
 
@@ -437,6 +443,8 @@ def density_filter(episodes: list[dict], cfg: GeneratorConfig) -> list[int]:
     rewards = np.array([float(e["rewards"].sum()) for e in episodes])
     lengths = np.array([len(e["rewards"]) for e in episodes])
     protected = set(frontier_indices(costs, rewards).tolist())
+    for budget in get_task(cfg.task).budgets:
+        protected |= set(best_feasible_indices(costs, rewards, budget, cfg.keep_best_per_budget).tolist())
     state = random.getstate()
     try:
         bins = (cfg.cost_bins, cfg.reward_bins)
@@ -455,6 +463,12 @@ def density_filter(episodes: list[dict], cfg: GeneratorConfig) -> list[int]:
             bins = (max(int(bins[0] * 0.8), 4), max(int(bins[1] * 0.8), 4))
     finally:
         random.setstate(state)
+
+
+def best_feasible_indices(costs: np.ndarray, rewards: np.ndarray, budget: float, k: int) -> np.ndarray:
+    """The ``k`` highest-reward episodes among those with cost ``<= budget``."""
+    feasible = np.flatnonzero(costs <= budget)
+    return feasible[np.argsort(-rewards[feasible], kind="stable")[:k]]
 
 
 def frontier_indices(costs: np.ndarray, rewards: np.ndarray) -> np.ndarray:
