@@ -26,7 +26,8 @@ class BudgetEncoder(nn.Module):
     a vector 20x smaller than the step embedding, and the backbone learned to ignore it.)
     """
 
-    def __init__(self, d_model: int, budget_scale: float, p_uncond: float, resolution: float = 1000.0):
+    def __init__(self, d_model: int, budget_scale: float, p_uncond: float, resolution: float = 1000.0,
+                 time_scale: float | None = None):
         super().__init__()
         if not (math.isfinite(budget_scale) and budget_scale > 0):
             raise ValueError(f"budget_scale must be a finite number > 0, got {budget_scale}")
@@ -36,6 +37,11 @@ class BudgetEncoder(nn.Module):
         self.p_uncond = float(p_uncond)
         self.resolution = float(resolution)
         self.embedder = TimestepEmbedder(d_model)
+        # The steps left in the episode, embedded the same way (``time_scale``: the episode
+        # length). The remaining budget alone is ambiguous: 10 cost units left with 190 steps
+        # to go and with 10 steps to go call for different behaviour.
+        self.time_scale = None if time_scale is None else float(time_scale)
+        self.time_embedder = TimestepEmbedder(d_model) if time_scale is not None else None
         # The learned "no condition" embedding, at the scale of a budget embedding.
         self.null_embedding = nn.Parameter(torch.randn(d_model))
 
@@ -48,11 +54,17 @@ class BudgetEncoder(nn.Module):
         budget: torch.Tensor,
         mask: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
+        steps_left: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Embed ``budget / budget_scale``; rows in ``mask`` (and, in training, a random
         ``p_uncond`` share of rows) get the null embedding."""
         scaled = budget.to(self.null_embedding.dtype) / self.budget_scale * self.resolution  # (N,)
         emb = self.embedder(scaled)  # (N, D)
+        if self.time_embedder is not None:
+            if steps_left is None:
+                raise ValueError("this encoder is conditioned on the steps left: pass steps_left")
+            frac = steps_left.to(emb.dtype).clamp(0, self.time_scale) / self.time_scale * self.resolution
+            emb = emb + self.time_embedder(frac)  # (N, D)
         drop = mask
         if self.training and self.p_uncond > 0:
             u = torch.rand(budget.shape[0], generator=generator, device=budget.device)  # (N,)

@@ -106,6 +106,7 @@ def guided_eps(
     w_cfg: float,
     beta: float = 0.0,
     energy=None,
+    steps_left: torch.Tensor | None = None,
 ):
     """The sampler's ``model_fn(x, k) -> eps``: CFG on the budget, then energy guidance.
 
@@ -119,11 +120,11 @@ def guided_eps(
     if beta != 0 and energy is None:
         raise ValueError(f"beta={beta} needs an energy model")
     if w_cfg == 1:
-        cond, paired = encoder(budget), False  # (N, D)
+        cond, paired = encoder(budget, steps_left=steps_left), False  # (N, D)
     elif w_cfg == 0:
         cond, paired = encoder.null(n), False  # (N, D)
     else:
-        cond, paired = torch.cat([encoder(budget), encoder.null(n)]), True  # (2N, D)
+        cond, paired = torch.cat([encoder(budget, steps_left=steps_left), encoder.null(n)]), True  # (2N, D)
 
     def model_fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         if paired:

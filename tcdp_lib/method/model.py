@@ -89,6 +89,10 @@ class BudgetConfig:
     Episodes costlier than ``b_max`` never enter a training pair."""
     budget_scale: float | None = None
     """Budgets are divided by this before embedding; ``None``: ``b_max``."""
+    condition_on_time: bool = True
+    """Condition also on the steps left in the episode (see ``BudgetEncoder``)."""
+    time_scale: float | None = None
+    """Episode length used to scale the steps left; ``None``: the data's longest episode."""
 
     def __post_init__(self):
         if not 0 <= self.p_uncond < 1:
@@ -230,6 +234,8 @@ class Batch:
     """``(B,)`` CTGDA condition ``b_t = C_t + (b - C_0)``."""
     target: torch.Tensor
     """``(B,)`` QN of the window's episode return at its sampled budget ``b``."""
+    steps_left: torch.Tensor
+    """``(B,)`` steps from the window's first state to its episode's end."""
 
     def to(self, device) -> "Batch":
         return Batch(**{f.name: getattr(self, f.name).to(device) for f in dataclasses.fields(self)})
@@ -248,6 +254,7 @@ def make_batch(windows: Windows, pairs: PairSample, device="cpu") -> Batch:
         action_mask=t(wb.action_mask, torch.bool),
         remaining_budget=t(pairs.remaining_budget),
         target=t(target),
+        steps_left=t(wb.steps_left),
     )
 
 
@@ -282,7 +289,12 @@ class TCDP(nn.Module):
         self.obs_dim, self.act_dim, self.horizon = int(obs_dim), int(act_dim), config.horizon
         size = config.backbone.size()
         self.backbone = dit_from_size(size, obs_dim, config.horizon, config.backbone.learned_pos_embed)
-        self.encoder = BudgetEncoder(size.d_model, config.budget.budget_scale, config.budget.p_uncond)
+        time_scale = config.budget.time_scale if config.budget.condition_on_time else None
+        if config.budget.condition_on_time and time_scale is None:
+            raise ValueError("config.budget.time_scale must be set when condition_on_time is on "
+                             "(TCDP.from_episodes takes it from the data)")
+        self.encoder = BudgetEncoder(size.d_model, config.budget.budget_scale, config.budget.p_uncond,
+                                     time_scale=time_scale)
         self.energy = EnergyModel(
             config.horizon,
             obs_dim,
@@ -311,7 +323,9 @@ class TCDP(nn.Module):
         scale = b.budget_scale if b.budget_scale is not None else b_max
         if not scale > 0:
             raise ValueError(f"budget_scale resolved to {scale} (the data has no cost); set config.budget.budget_scale")
-        config = dataclasses.replace(config, budget=dataclasses.replace(b, b_max=b_max, budget_scale=scale))
+        time_scale = b.time_scale if b.time_scale is not None else float(np.max(episodes.lengths))
+        config = dataclasses.replace(
+            config, budget=dataclasses.replace(b, b_max=b_max, budget_scale=scale, time_scale=time_scale))
         low = episodes.actions.min(0) if action_low is None else action_low
         high = episodes.actions.max(0) if action_high is None else action_high
         normalizer = Normalizer.fit(episodes.observations)
@@ -375,7 +389,7 @@ class TCDP(nn.Module):
     def loss_diffusion(self, batch: Batch, generator: torch.Generator | None = None) -> torch.Tensor:
         """Epsilon MSE on real, non-inpainted entries; the encoder applies CFG dropout in training."""
         _, k, noise, x_k = self._noisy(batch, generator)
-        cond = self.encoder(batch.remaining_budget, generator=generator)  # (B, D)
+        cond = self.encoder(batch.remaining_budget, generator=generator, steps_left=batch.steps_left)  # (B, D)
         eps = self.backbone(x_k, k, cond)  # (B, H, C)
         return epsilon_loss(eps, noise, batch.state_mask, self.fix_mask)
 

@@ -115,6 +115,8 @@ class WindowBatch:
     """``(B,)`` return ``R`` of the window's episode."""
     episode_cost: np.ndarray
     """``(B,)`` cost ``C_0`` of the window's episode."""
+    steps_left: np.ndarray
+    """``(B,)`` steps from ``s_t`` to the episode's end (``end - t``)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -188,4 +190,5 @@ class Windows:
             cost_to_go=self.cost_to_go[idx],
             episode_return=np.asarray(ep.returns)[episode],
             episode_cost=self.episode_cost[idx],
+            steps_left=end[:, 0] - start,
         )

@@ -102,18 +102,20 @@ class Planner:
         if config.warm_shift >= mc.horizon:
             raise ValueError(f"warm_shift ({config.warm_shift}) must be smaller than the horizon ({mc.horizon})")
 
-    def plan(self, obs, remaining_budget, generator: torch.Generator | int | None = None, warm_start: Plan | None = None) -> Plan:
-        """Plan for ``B`` environments: ``obs (B, obs_dim)``, ``remaining_budget (B,)`` (clipped at 0)."""
+    def plan(self, obs, remaining_budget, generator: torch.Generator | int | None = None, warm_start: Plan | None = None,
+             steps_left=None) -> Plan:
+        """Plan for ``B`` environments: ``obs (B, obs_dim)``, ``remaining_budget (B,)`` (clipped at 0),
+        ``steps_left (B,)`` in the episode (``None``: a whole episode, the model's time scale)."""
         m = self.model
         was_training = m.training
         m.eval()
         try:
             with torch.inference_mode():
-                return self._plan(obs, remaining_budget, generator, warm_start)
+                return self._plan(obs, remaining_budget, generator, warm_start, steps_left)
         finally:
             m.train(was_training)
 
-    def _plan(self, obs, remaining_budget, generator, warm_start) -> Plan:
+    def _plan(self, obs, remaining_budget, generator, warm_start, steps_left) -> Plan:
         m, s = self.model, self.config.n_samples
         device = m.obs_mean.device
         obs_t = torch.as_tensor(np.asarray(obs), dtype=torch.float32, device=device)
@@ -143,7 +145,13 @@ class Planner:
             t0 = torch.full((n_env * s,), self.warm_t, dtype=torch.long, device=device)
             x, timesteps = q_sample(prev, t0, noise, m.alphas_cumprod), self.warm_timesteps
 
-        model_fn = guided_eps(m.backbone, m.encoder, budget, m.alphas_cumprod, self.w_cfg, self.beta, m.energy)
+        time_scale = m.config.budget.time_scale or m.horizon
+        left = np.full(n_env, time_scale) if steps_left is None else np.asarray(steps_left, dtype=np.float64).reshape(-1)
+        if left.shape[0] != n_env:
+            raise ValueError(f"steps_left must have shape ({n_env},), got {left.shape}")
+        left_t = torch.as_tensor(left, dtype=torch.float32, device=device).repeat_interleave(s)  # (B*S,)
+        model_fn = guided_eps(m.backbone, m.encoder, budget, m.alphas_cumprod, self.w_cfg, self.beta, m.energy,
+                              steps_left=left_t)
         x = self.sampler(model_fn, x, m.alphas_cumprod, timesteps, m.fix_mask, x0_known, self.clip_x0)  # (B*S, H, C)
 
         t_clean = torch.zeros(n_env * s, dtype=torch.long, device=device)

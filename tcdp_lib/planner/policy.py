@@ -43,6 +43,8 @@ class TCDPPolicy:
             pc = PlannerConfig(**{**pc.__dict__, "warm_shift": self.config.replan_every})
         self.planner = Planner(model, pc)
         self.model = model
+        # Episodes are as long as the longest one in the training data (DSRL's fixed time limit).
+        self.episode_steps = float(model.config.budget.time_scale or model.horizon)
         self.n_envs = None
         self.last_plan: Plan | None = None
 
@@ -73,7 +75,8 @@ class TCDPPolicy:
         if offset == 0 or self.last_plan is None:
             warm = self.last_plan if self.config.warm_start else None
             self.last_plan = self.planner.plan(obs, online_remaining_budget(self.budget, self.spent),
-                                               generator=self.generator, warm_start=warm)
+                                               generator=self.generator, warm_start=warm,
+                                               steps_left=np.full(self.n_envs, self.episode_steps - self.t))
             actions = self.last_plan.actions
         else:
             actions = self._follow(obs, offset)

@@ -39,3 +39,18 @@ def test_bad_arguments():
         BudgetEncoder(8, budget_scale=0.0, p_uncond=0.1)
     with pytest.raises(ValueError, match="p_uncond"):
         BudgetEncoder(8, budget_scale=1.0, p_uncond=1.0)
+
+
+def test_time_conditioned_encoder_depends_on_steps_left_and_requires_it():
+    import pytest
+    import torch
+
+    from tcdp_lib.method.condition import BudgetEncoder
+
+    torch.manual_seed(0)
+    enc = BudgetEncoder(16, budget_scale=10.0, p_uncond=0.0, time_scale=200.0).eval()
+    b = torch.tensor([5.0, 5.0])
+    early, late = enc(b, steps_left=torch.tensor([200.0, 10.0]))
+    assert not torch.allclose(early, late)
+    with pytest.raises(ValueError, match="steps_left"):
+        enc(b)
