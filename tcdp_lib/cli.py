@@ -90,6 +90,13 @@ def _cmd_evaluate(args) -> int:
     return 0
 
 
+def _cmd_export(args) -> int:
+    from tcdp_lib.runs.checkpoint import export_model
+
+    print(f"wrote {export_model(Path(args.model), Path(args.out), w_cfg=args.w_cfg, beta=args.beta)}")
+    return 0
+
+
 def _threads(n: int | None) -> None:
     if n:
         import torch
@@ -156,6 +163,13 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--threads", type=int, default=None)
     e.add_argument("--quiet", action="store_true")
     e.set_defaults(func=_cmd_evaluate)
+
+    x = sub.add_parser("export-model", help="copy a model file with its planning guidance scales set")
+    x.add_argument("model")
+    x.add_argument("out", help="e.g. data/checkpoints/TASK/model.pt")
+    x.add_argument("--w-cfg", type=float, default=None)
+    x.add_argument("--beta", type=float, default=None)
+    x.set_defaults(func=_cmd_export)
 
     r = sub.add_parser("report", help="execute the notebooks headless into reports/")
     r.add_argument("--params", default="reports/params/default.yaml",

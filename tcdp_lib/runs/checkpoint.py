@@ -79,3 +79,25 @@ def load_model(path: Path, task: str | None = None, map_location="cpu") -> tuple
     model = model_from_payload(payload)
     model.eval()
     return model, payload["run_config"]
+
+
+def export_model(src: Path, dst: Path, w_cfg: float | None = None, beta: float | None = None) -> Path:
+    """Copy a model file to ``dst`` (e.g. ``data/checkpoints/<task>/model.pt``) with its planning-time
+    guidance scales set, and its run config beside it as ``config.json``."""
+    import json
+
+    payload = safe_load(src)
+    if payload.get("kind") != "tcdp-model":
+        raise CheckpointError(f"{src} is not a TCDP model file (kind={payload.get('kind')!r})")
+    guidance = dict(payload["model_config"]["guidance"])
+    if w_cfg is not None:
+        guidance["w_cfg"] = float(w_cfg)
+    if beta is not None:
+        guidance["beta"] = float(beta)
+    payload["model_config"] = {**payload["model_config"], "guidance": guidance}
+    model_from_payload(payload)  # the edited config must still build
+    dst = Path(dst)
+    atomic_save(payload, dst)
+    (dst.parent / "config.json").write_text(json.dumps(
+        {"task": payload["task"], "run_config": payload["run_config"], "guidance": guidance}, indent=1))
+    return dst

@@ -152,3 +152,18 @@ def test_budget_prior_reaches_twice_the_largest_budget_at_most_the_data():
     assert budget_prior_max((10.0, 20.0, 40.0), np.array([0.0, 50.0, 123.0])) == 80.0
     assert budget_prior_max((10.0, 20.0, 40.0), np.array([0.0, 30.0])) == 30.0
     assert budget_prior_max((20.0, 40.0, 80.0), np.array([200.0]), factor=1.5) == 120.0
+
+
+def test_export_sets_guidance_and_keeps_weights(small_file, tmp_path):
+    from tcdp_lib.runs.checkpoint import export_model
+
+    path, _ = small_file
+    ds = load_dataset("OfflineBallCircle-v0", path)
+    res = train_tcdp(ds, tiny_run(5), run_dir=tmp_path / "run", progress=False)
+    out = export_model(res.model_path, tmp_path / "ship" / "model.pt", w_cfg=2.5)
+    a, _ = load_model(res.model_path)
+    b, _ = load_model(out, task="OfflineBallCircle-v0")
+    assert b.config.guidance.w_cfg == 2.5 and a.config.guidance.w_cfg != 2.5
+    for x, y in zip(a.state_dict().values(), b.state_dict().values()):
+        torch.testing.assert_close(x, y)
+    assert (tmp_path / "ship" / "config.json").exists()
