@@ -20,6 +20,8 @@ def _cmd_generate(args) -> int:
         overrides["stage_steps"] = args.stage_steps or args.steps
     elif args.stage_steps:
         overrides["stage_steps"] = args.stage_steps
+    if args.mixture_episodes is not None:
+        overrides["mixture_episodes"] = args.mixture_episodes
     if args.n_steps is not None:
         overrides["n_steps"] = args.n_steps
         overrides["batch_size"] = min(64, args.n_steps)
@@ -124,6 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="total environment steps (default: the task's recipe)")
     g.add_argument("--stage-steps", type=int, default=None, help="steps between checkpoints")
     g.add_argument("--n-steps", type=int, default=None, help="PPO rollout length")
+    g.add_argument("--mixture-episodes", type=int, default=None,
+                   help="episodes switching between the run's safe and bold policies (default: the recipe's)")
     g.add_argument("--out", default=None, help="output .hdf5 (default: data/TASK.hdf5)")
     g.add_argument("--work-dir", default=str(RUNS_DIR / "generate"),
                    help="where stages are checkpointed (resumed when present)")

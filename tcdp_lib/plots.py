@@ -171,3 +171,133 @@ def planned_states(data_states: np.ndarray, plans_by_budget: dict, dims=(0, 1), 
     fig.update_layout(title=title, xaxis_title=f"state[{i}]", yaxis_title=f"state[{j}]",
                       template="plotly_white", height=460)
     return fig
+
+
+# --------------------------------------------------------------------------------------------
+# The interactive budget planner (notebook 05, tcdp_lib.widgets)
+# --------------------------------------------------------------------------------------------
+
+def mime_bundle(fig) -> dict:
+    """What ``fig.show()`` displays, as a mime bundle, to update a display in place
+    (``handle.update(bundle, raw=True)``). Like ``show()``, it injects plotly.js (the notebook
+    renderer's activation) only once; ``fig._repr_mimebundle_()`` would inject it on every call."""
+    import plotly.io as pio
+
+    return pio.renderers._build_mime_bundle(fig.to_dict())
+
+
+def placeholder(text: str, height: int = 420):
+    """An empty figure holding ``text``: the place a figure will be drawn."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    fig.add_annotation(text=text, showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5)
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    fig.update_layout(template="plotly_white", height=height)
+    return fig
+
+
+def _thin(states: np.ndarray, max_points: int) -> np.ndarray:
+    """Every ``k``-th row so at most ``max_points`` remain (light figures redraw fast)."""
+    states = np.asarray(states)
+    return states[:: max(1, int(np.ceil(len(states) / max(1, max_points))))]
+
+
+def plan_samples(data_states: np.ndarray, plan, env: int = 0, dims=(0, 1), executed: np.ndarray | None = None,
+                 title: str = "", max_points: int = 4000):
+    """The sampled plans of environment ``env`` of a ``Plan`` (thin lines), the chosen one (highest
+    predicted value) highlighted, over the dataset's state cloud (thinned to ``max_points``);
+    ``executed (T, obs_dim)`` adds the path the policy took."""
+    import plotly.graph_objects as go
+
+    i, j = dims
+    states, values, chosen = plan.states[env], plan.values[env], int(plan.chosen[env])  # (S, H, C), (S,)
+    cloud = _thin(data_states, max_points)
+    fig = go.Figure()
+    fig.add_trace(go.Scattergl(x=cloud[:, i], y=cloud[:, j], mode="markers", name="dataset states",
+                               marker=dict(size=2, color="rgba(120,120,120,0.25)"), hoverinfo="skip"))
+    others = [k for k in range(len(states)) if k != chosen]
+    for n, k in enumerate(others):
+        fig.add_trace(go.Scatter(x=states[k, :, i], y=states[k, :, j], mode="lines", name="other samples",
+                                 legendgroup="others", showlegend=n == 0,
+                                 line=dict(color="rgba(31,119,180,0.5)", width=1.5),
+                                 hovertemplate=f"sample {k}: value {values[k]:.3f}<extra></extra>"))
+    if executed is not None:
+        executed = np.asarray(executed)
+        fig.add_trace(go.Scatter(x=executed[:, i], y=executed[:, j], mode="lines", name="executed path",
+                                 line=dict(color="black", width=2, dash="dot")))
+    fig.add_trace(go.Scatter(x=states[chosen, :, i], y=states[chosen, :, j], mode="lines+markers",
+                             name=f"chosen plan (value {values[chosen]:.3f})", marker=dict(size=4),
+                             line=dict(color="#d62728", width=3)))
+    fig.add_trace(go.Scatter(x=[states[chosen, 0, i]], y=[states[chosen, 0, j]], mode="markers", name="start",
+                             marker=dict(symbol="star", size=14, color="black")))
+    fig.update_layout(title=title, xaxis_title=f"state[{i}]", yaxis_title=f"state[{j}]", template="plotly_white",
+                      height=440)
+    return fig
+
+
+def rollout_panel(rollout, title: str = ""):
+    """Cumulative cost against the budget line, and cumulative reward, along a ``Rollout``."""
+    from plotly.subplots import make_subplots
+    import plotly.graph_objects as go
+
+    t = np.arange(1, rollout.length + 1)
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
+                        subplot_titles=("cumulative cost", "cumulative reward"))
+    fig.add_trace(go.Scatter(x=t, y=rollout.cum_cost, mode="lines", name="cost spent", line=dict(color="#d62728")),
+                  row=1, col=1)
+    fig.add_hline(y=rollout.budget, line=dict(color="black", dash="dash"), annotation_text=f"budget {rollout.budget:g}",
+                  row=1, col=1)
+    fig.add_trace(go.Scatter(x=t, y=rollout.cum_reward, mode="lines", name="reward", line=dict(color="#1f77b4")),
+                  row=2, col=1)
+    fig.update_xaxes(title_text="step", row=2, col=1)
+    fig.update_layout(title=title or f"b = {rollout.budget:g}: reward {rollout.total_reward:.1f}, "
+                                     f"cost {rollout.total_cost:g} in {rollout.length} steps",
+                      template="plotly_white", height=420, showlegend=False)
+    return fig
+
+
+def panel_figures(data_states: np.ndarray, replan, rollout=None, dims=(0, 1), max_points: int = 4000):
+    """The budget panel's two figures from a ``ReplanResult`` and an optional ``Rollout``:
+    ``(plan samples with the executed path, rollout panel or None)``."""
+    executed = None if rollout is None else rollout.observations
+    b = float(np.asarray(replan.budget).reshape(-1)[0])
+    plan_fig = plan_samples(data_states, replan.plan, dims=dims, executed=executed, max_points=max_points,
+                            title=f"{replan.plan.states.shape[1]} sampled plans at b = {b:g} "
+                                  f"({replan.wall_ms:.0f} ms)")
+    return plan_fig, (None if rollout is None else rollout_panel(rollout))
+
+
+def budget_sweep_curve(points, dataset, title: str = ""):
+    """Mean episode cost and reward (± one standard deviation over episodes) against the budget.
+
+    Left: cost with the line ``cost = budget``. Right: reward with the dataset's episodes at
+    their own cost and the feasible frontier (best dataset reward with ``C <= b``) for context.
+    """
+    from plotly.subplots import make_subplots
+    import plotly.graph_objects as go
+
+    ep = dataset.episodes
+    b = np.array([p.budget for p in points])
+    top = max(float(b.max()), max(dataset.meta.budgets))
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("episode cost vs budget", "episode reward vs budget"))
+    fig.add_trace(go.Scatter(x=[0, top], y=[0, top], mode="lines", name="cost = budget",
+                             line=dict(color="black", dash="dash")), row=1, col=1)
+    fig.add_trace(go.Scatter(x=b, y=[p.cost for p in points], mode="lines+markers", name="TCDP cost",
+                             error_y=dict(type="data", array=[p.cost_std for p in points]),
+                             line=dict(color="#d62728")), row=1, col=1)
+    fig.add_trace(go.Scattergl(x=ep.cost_returns, y=ep.returns, mode="markers", name="dataset episodes (at C)",
+                               marker=dict(size=4, color="rgba(120,120,120,0.35)")), row=1, col=2)
+    grid, best = frontier(ep, np.linspace(0, top, 200))
+    fig.add_trace(go.Scatter(x=grid, y=best, mode="lines", name="dataset frontier",
+                             line=dict(color="black", shape="hv")), row=1, col=2)
+    fig.add_trace(go.Scatter(x=b, y=[p.reward for p in points], mode="lines+markers", name="TCDP reward",
+                             error_y=dict(type="data", array=[p.reward_std for p in points]),
+                             line=dict(color="#1f77b4")), row=1, col=2)
+    pad = 0.05 * top + 1
+    fig.update_xaxes(title_text="budget b", range=[-pad, top + pad])
+    fig.update_yaxes(title_text="episode cost C", row=1, col=1)
+    fig.update_yaxes(title_text="episode reward R", row=1, col=2)
+    fig.update_layout(title=title or f"{dataset.task.task_id}: budget sweep", template="plotly_white", height=420)
+    return fig

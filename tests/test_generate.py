@@ -13,7 +13,8 @@ TINY = dict(n_steps=256, batch_size=64, stage_steps=1024)
 
 
 def tiny_config(**kw):
-    return recipe("OfflineBallRun-v0", phases=(Phase(1024), Phase(1024, 5.0, 40.0)), **{**TINY, **kw})
+    return recipe("OfflineBallRun-v0", phases=(Phase(1024), Phase(1024, 5.0, 40.0)),
+                  **{**TINY, "mixture_episodes": 0, **kw})
 
 
 def _arrays(path):

@@ -85,3 +85,23 @@ def test_training_notebook_trains_and_samples(smoke_report):
     assert all(np.isfinite(v) for v in figs["final_losses"].values())
     assert figs["plans_finite"]
     assert figs["sampled_from"] == "this run"
+
+
+def test_budget_planner_notebook_records_latency_sweep_and_rollout(smoke_report):
+    figs = _figs(smoke_report, "05_budget_planner")
+    lat = figs["latency"]
+    for key in ("plan_s", "total_s", "plan_s_max", "total_s_max", "cold_plan_s", "cold_total_s"):
+        assert np.isfinite(lat[key]) and lat[key] > 0, key
+    assert lat["plan_s"] <= lat["total_s"] and lat["rollout_steps"] > 0
+    assert lat["meets_targets"] == (lat["plan_s"] < lat["plan_target_s"] and lat["total_s"] < lat["total_target_s"])
+    sweep = figs["sweep"]
+    assert [p["budget"] for p in sweep] == figs["sweep_budgets"] and len(sweep) == 2  # smoke: 2 budgets x 2 episodes
+    for p in sweep:
+        assert p["episodes"] == 2 and len(p["episode_costs"]) == 2
+        assert np.isfinite([p["reward"], p["cost"], p["normalized_reward"], p["normalized_cost"]]).all()
+        assert p["cost"] == pytest.approx(np.mean(p["episode_costs"])) and p["safe"] == (p["normalized_cost"] <= 1)
+    ro = figs["rollout"]
+    assert ro["length"] > 0 and np.isfinite([ro["reward"], ro["cost"]]).all() and ro["cost"] >= 0
+    assert ro["frames"] >= 2 and ro["plans_kept"] >= 1
+    assert figs["plan"]["finite"] and figs["plan"]["n_samples"] >= 1
+    assert figs["panel"] is not None and 0 < figs["panel"]["plan_s"] <= figs["panel"]["total_s"]

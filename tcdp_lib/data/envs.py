@@ -6,6 +6,7 @@ fixes of :mod:`tcdp_lib.data.compat` are applied first.
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import numpy as np
@@ -45,6 +46,29 @@ def make_env(task_id: str, **kwargs):
     import gymnasium
 
     return gymnasium.make(task_id, **kwargs)
+
+
+@contextlib.contextmanager
+def global_numpy_seed(seed: int):
+    """Seed numpy's global RNG inside the block and restore its state after.
+
+    Cause: bullet-safety-gym's ``reset`` ignores its ``seed`` argument and draws the start state
+    from the global ``np.random``, so ``reset(seed=s)`` alone gives a different start each time.
+    Its ``step`` draws nothing from it, so seeding around the resets fixes whole episodes.
+    Safety-Gymnasium honours ``seed``; for it this is harmless.
+    """
+    state = np.random.get_state()
+    np.random.seed(int(seed))
+    try:
+        yield
+    finally:
+        np.random.set_state(state)
+
+
+def seeded_reset(env, seed: int):
+    """``env.reset(seed=seed)`` that gives the same start on every family (see :func:`global_numpy_seed`)."""
+    with global_numpy_seed(seed):
+        return env.reset(seed=int(seed))
 
 
 def render_frame(env, width: int = 320, height: int = 240) -> np.ndarray:

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from tcdp_lib.data.dataset import Dataset
-from tcdp_lib.data.envs import make_env
+from tcdp_lib.data.envs import make_env, seeded_reset
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,7 @@ def run_episodes(task: str, policy, budget: float, n_episodes: int, seed: int, n
     try:
         for first in range(0, n_episodes, len(envs)):
             batch = envs[: min(len(envs), n_episodes - first)]
-            obs = np.stack([env.reset(seed=1000 * seed + first + i)[0] for i, env in enumerate(batch)])
+            obs = np.stack([seeded_reset(env, 1000 * seed + first + i)[0] for i, env in enumerate(batch)])
             n = len(batch)
             policy.reset(n, budget)
             reward = np.zeros(n)

@@ -1,0 +1,488 @@
+"""The computations behind the interactive budget planner (notebook 05 and its widget panel).
+
+Nothing here draws or holds a widget: :mod:`tcdp_lib.widgets` calls these functions when a
+slider is released, and the notebook's plain cells call the same ones at a fixed budget.
+
+- :func:`load_planner_model`: the shipped checkpoint of a task (or a given file); in smoke runs,
+  a tiny model trained in seconds when there is none.
+- :func:`replan`: one plan from an observation at a budget, timed.
+- :func:`rollout`: one episode (or its first ``steps``) of the TCDP policy in one environment,
+  with per-step traces, the plans it made and rendered frames.
+- :func:`budget_sweep`: mean reward and cost of evaluation episodes at each budget.
+- :func:`panel_update`: what one slider release does (plan, short rollout, redraw), timed.
+- :func:`measure_latency`: :func:`panel_update` repeated; the two figures the panel targets.
+
+Guidance settings left at ``None`` (``beta``, ``w_cfg``, ``sampling_steps``) take the model
+config's values, as :class:`~tcdp_lib.planner.planner.PlannerConfig` does.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from tcdp_lib.data.dataset import Dataset, resolve_path
+from tcdp_lib.data.envs import global_numpy_seed, make_env, render_frame, seeded_reset
+from tcdp_lib.data.tasks import TASKS
+from tcdp_lib.method.model import (BackboneConfig, DiffusionConfig, EnergyConfig, InverseDynamicsConfig, TCDP,
+                                   TCDPConfig)
+from tcdp_lib.paths import RUNS_DIR, shipped_model
+from tcdp_lib.planner.planner import Plan, Planner, PlannerConfig
+from tcdp_lib.planner.policy import PolicyConfig, TCDPPolicy
+from tcdp_lib.runs.checkpoint import load_model
+from tcdp_lib.runs.train import RunConfig, TrainConfig, train_tcdp
+
+PLAN_TARGET_S = 0.5
+"""Slider release -> plan ready: the panel's latency target (seconds)."""
+TOTAL_TARGET_S = 3.0
+"""Slider release -> plan, short rollout and figures ready: the panel's latency target (seconds)."""
+W_CFG_SLIDER_MAX = 5.0
+"""The CFG slider reaches at least this, or twice the model's trained ``w_cfg``."""
+BETA_SLIDER_MAX = 1.0
+"""The energy-guidance slider reaches at least this, or ten times the model's trained ``beta``."""
+
+SMOKE_MODEL = TCDPConfig(
+    horizon=8,
+    backbone=BackboneConfig(d_model=32, depth=1, n_heads=2, patch_size=4),
+    diffusion=DiffusionConfig(n_diffusion_steps=20, sampling_steps=3),
+    energy=EnergyConfig(hidden=(32,)),
+    inverse_dynamics=InverseDynamicsConfig(hidden=(32,)),
+)
+"""The tiny model a smoke run trains when the task has no shipped checkpoint (as notebook 04)."""
+SMOKE_TRAIN = TrainConfig(steps=20, batch_size=32, log_every=5, checkpoint_every=10, warmup_steps=5)
+"""Its training, as in notebook 04's smoke mode (a couple of seconds on a CPU)."""
+
+
+# --------------------------------------------------------------------------------------------
+# Model and controls
+# --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True, eq=False)
+class PlannerModel:
+    """A model to plan with and where it came from."""
+
+    model: TCDP
+    source: str
+    """Human-readable origin: ``"shipped checkpoint <path>"``, ``"<path>"`` or the smoke run."""
+    path: Path
+    """The model file."""
+
+
+def load_planner_model(dataset: Dataset, model_path=None, *, train_if_missing: bool = False, seed: int = 0,
+                       run_dir=None) -> PlannerModel:
+    """The model of ``dataset``'s task: ``model_path``, else the shipped checkpoint
+    (``data/checkpoints/<task>/model.pt``).
+
+    When that file is missing: with ``train_if_missing`` (smoke runs), train :data:`SMOKE_MODEL`
+    with :data:`SMOKE_TRAIN` into ``run_dir`` (default: a new folder under ``runs/``);
+    otherwise raise :class:`FileNotFoundError` saying how to make one.
+    """
+    task = dataset.task.task_id
+    shipped = model_path is None
+    path = Path(shipped_model(task) if shipped else model_path)
+    if path.exists():
+        model, _ = load_model(path, task=task)
+        return PlannerModel(model, f"shipped checkpoint {path}" if shipped else str(path), path)
+    if not train_if_missing:
+        what = f"the shipped checkpoint of {task}" if shipped else "the model file given as model_path"
+        raise FileNotFoundError(
+            f"no model file at {path} ({what}). Train one with `tcdp train {task}` and pass "
+            f"model_path='runs/train/{task}/seed0/model.pt' (or copy it to {shipped_model(task)}); "
+            f"smoke=True trains a tiny model instead."
+        )
+    run = RunConfig(task=task, seed=seed, model=SMOKE_MODEL, train=SMOKE_TRAIN)
+    if run_dir is None:
+        RUNS_DIR.mkdir(parents=True, exist_ok=True)
+        run_dir = tempfile.mkdtemp(prefix="tcdp-05-", dir=RUNS_DIR)
+    result = train_tcdp(dataset, run, run_dir=Path(run_dir), progress=False)
+    source = f"tiny smoke model trained here ({SMOKE_TRAIN.steps} steps; no file at {path})"
+    return PlannerModel(result.model, source, result.model_path)
+
+
+def available_tasks() -> list[str]:
+    """Task ids with a local dataset file (the panel's task choices)."""
+    return [t for t in TASKS if resolve_path(t) is not None]
+
+
+@dataclass(frozen=True)
+class ControlRanges:
+    """Ranges and starting values of the panel's controls, from the model and the data."""
+
+    budget_max: float
+    """The model's budget prior reaches ``b_max``; beyond it the condition is extrapolated."""
+    budget: float
+    """Starting budget: the middle DSRL budget of the task."""
+    w_cfg: float
+    w_cfg_max: float
+    beta: float
+    beta_max: float
+    sampling_steps: int
+    """The model config's sampler steps."""
+    max_sampling_steps: int
+    """The number of diffusion steps the model was trained with."""
+    episode_steps: int
+    """The task's time limit."""
+    budget_step: float = 1.0
+    """Budget slider step (costs count unsafe steps)."""
+    max_samples: int = 16
+    """Most plans per replan the sample-count slider offers."""
+    slider_resolution: int = 100
+    """Guidance sliders move in steps of ``max / slider_resolution``."""
+
+    @property
+    def w_cfg_step(self) -> float:
+        return self.w_cfg_max / self.slider_resolution
+
+    @property
+    def beta_step(self) -> float:
+        return self.beta_max / self.slider_resolution
+
+
+def control_ranges(model: TCDP, dataset: Dataset) -> ControlRanges:
+    """Slider ranges: budgets up to the model's ``b_max`` (else twice the largest DSRL budget),
+    guidance scales up to :data:`W_CFG_SLIDER_MAX` / :data:`BETA_SLIDER_MAX` or beyond the trained values."""
+    mc = model.config
+    budgets = dataset.meta.budgets
+    b_max = mc.budget.b_max if mc.budget.b_max is not None else 2 * max(budgets)
+    return ControlRanges(
+        budget_max=float(b_max), budget=float(budgets[len(budgets) // 2]),
+        w_cfg=float(mc.guidance.w_cfg), w_cfg_max=float(max(W_CFG_SLIDER_MAX, 2 * mc.guidance.w_cfg)),
+        beta=float(mc.guidance.beta), beta_max=float(max(BETA_SLIDER_MAX, 10 * mc.guidance.beta)),
+        sampling_steps=int(mc.diffusion.sampling_steps), max_sampling_steps=int(mc.diffusion.n_diffusion_steps),
+        episode_steps=int(dataset.task.max_episode_steps),
+    )
+
+
+def seeded_start(task: str, seed: int = 0):
+    """A new environment of ``task`` and its first observation after :func:`seeded_reset`
+    (``seed``): the same start every time, on every family; ``run_episodes`` starts its episode
+    ``i`` of evaluation seed ``s`` with ``seeded_reset(env, 1000 * s + i)``.
+    Returns ``(env, obs)``; the caller closes ``env``."""
+    with global_numpy_seed(seed):  # building a bullet env draws from numpy's global RNG too
+        env = make_env(task)
+    obs, _ = seeded_reset(env, seed)
+    return env, np.asarray(obs, dtype=np.float32)
+
+
+def start_observation(task: str, seed: int = 0) -> np.ndarray:
+    """``(obs_dim,)`` the first observation of :func:`seeded_start`."""
+    env, obs = seeded_start(task, seed)
+    env.close()
+    return obs
+
+
+def _check_budget(budget) -> np.ndarray:
+    b = np.asarray(budget, dtype=np.float64)
+    if not np.all(np.isfinite(b)) or np.any(b < 0):
+        raise ValueError(f"budget must be finite and >= 0, got {budget}")
+    return b
+
+
+def planner_config(model: TCDP, *, n_samples: int, beta=None, w_cfg=None, sampling_steps=None) -> PlannerConfig:
+    """A :class:`PlannerConfig`, with ``sampling_steps`` checked against the model's diffusion steps."""
+    k = model.config.diffusion.n_diffusion_steps
+    if sampling_steps is not None and not 1 <= int(sampling_steps) <= k:
+        raise ValueError(f"sampling_steps must lie in [1, {k}] (the model's diffusion steps), got {sampling_steps}")
+    return PlannerConfig(n_samples=int(n_samples), beta=beta, w_cfg=w_cfg,
+                         sampling_steps=None if sampling_steps is None else int(sampling_steps))
+
+
+# --------------------------------------------------------------------------------------------
+# One plan
+# --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True, eq=False)
+class ReplanResult:
+    """One replan and how long it took."""
+
+    plan: Plan
+    """``states (B, S, H, obs_dim)``, ``chosen (B,)``, ``values (B, S)``, ``actions (B, act_dim)``."""
+    wall_ms: float
+    """Planner construction and sampling, in milliseconds."""
+    budget: np.ndarray
+    """``(B,)`` the budgets asked for (before clipping at 0)."""
+
+
+def replan(model: TCDP, obs, budget, *, beta=None, w_cfg=None, sampling_steps=None, seed: int = 0,
+           n_samples: int = 4, steps_left=None) -> ReplanResult:
+    """Sample ``n_samples`` plans from ``obs`` (``(obs_dim,)`` or ``(B, obs_dim)``) at ``budget``
+    (a number or ``(B,)``) and keep the one of highest predicted value; ``seed`` seeds the noise.
+
+    ``steps_left=None`` plans as from the start of an episode, as the policy does at step 0.
+    """
+    obs = np.asarray(obs, dtype=np.float32)
+    obs = obs[None] if obs.ndim == 1 else obs
+    b = np.broadcast_to(_check_budget(budget), (obs.shape[0],)).copy()
+    t0 = time.perf_counter()
+    planner = Planner(model, planner_config(model, n_samples=n_samples, beta=beta, w_cfg=w_cfg,
+                                            sampling_steps=sampling_steps))
+    plan = planner.plan(obs, b, generator=int(seed), steps_left=steps_left)
+    return ReplanResult(plan=plan, wall_ms=1000.0 * (time.perf_counter() - t0), budget=b)
+
+
+# --------------------------------------------------------------------------------------------
+# One episode
+# --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True, eq=False)
+class Rollout:
+    """One environment driven by the TCDP policy at a fixed budget."""
+
+    task: str
+    budget: float
+    observations: np.ndarray
+    """``(T + 1, obs_dim)``: the reset observation, then the one after each step."""
+    actions: np.ndarray
+    """``(T, act_dim)``."""
+    rewards: np.ndarray
+    """``(T,)`` per-step reward."""
+    costs: np.ndarray
+    """``(T,)`` per-step cost (``info["cost"]``)."""
+    plan_steps: np.ndarray
+    """``(P,)`` the steps at which the kept plans were made."""
+    plans: tuple
+    """The kept :class:`Plan` objects (batch of one environment)."""
+    frames: np.ndarray | None
+    """``(F, height, width, 3)`` rendered frames, or ``None`` without rendering."""
+    frame_steps: np.ndarray
+    """``(F,)`` the step of each frame (0: after reset)."""
+    done: bool
+    """The episode ended (terminated or time limit) within the steps asked for."""
+    wall_s: float
+    """Environment creation, planning, stepping and rendering, in seconds."""
+
+    @property
+    def length(self) -> int:
+        return int(len(self.rewards))
+
+    @property
+    def cum_reward(self) -> np.ndarray:
+        """``(T,)`` reward collected up to and including each step."""
+        return np.cumsum(self.rewards)
+
+    @property
+    def cum_cost(self) -> np.ndarray:
+        """``(T,)`` cost spent up to and including each step."""
+        return np.cumsum(self.costs)
+
+    @property
+    def total_reward(self) -> float:
+        return float(self.rewards.sum())
+
+    @property
+    def total_cost(self) -> float:
+        return float(self.costs.sum())
+
+
+def rollout(task: str, model: TCDP, budget: float, *, beta=None, w_cfg=None, sampling_steps=None, seed: int = 0,
+            steps: int | None = None, n_samples: int = 4, replan_every: int = 1, warm_start: bool = False,
+            plans_every: int = 10, render_every: int = 0, frame_size: tuple[int, int] = (240, 180),
+            start_obs_seed: int = 0) -> Rollout:
+    """Run :class:`TCDPPolicy` in one environment of ``task`` from ``seeded_start(task, start_obs_seed)``
+    for ``steps`` steps (``None``: until the episode ends).
+
+    ``seed`` seeds the planner's noise, so the first plan equals
+    ``replan(model, start_obs, budget, seed=seed, ...)``. The first plan made at or after every
+    multiple of ``plans_every`` steps is kept (0 keeps none); a frame of ``frame_size``
+    ``(width, height)`` is rendered after reset and every ``render_every`` steps (0: none).
+    """
+    b = float(_check_budget(budget))
+    if steps is not None and steps < 1:
+        raise ValueError(f"steps must be >= 1 or None (a whole episode), got {steps}")
+    for name, v in (("plans_every", plans_every), ("render_every", render_every)):
+        if v < 0:
+            raise ValueError(f"{name} must be >= 0, got {v}")
+    t0 = time.perf_counter()
+    policy = TCDPPolicy(model, planner_config(model, n_samples=n_samples, beta=beta, w_cfg=w_cfg,
+                                              sampling_steps=sampling_steps),
+                        PolicyConfig(replan_every=replan_every, warm_start=warm_start, seed=int(seed)))
+    env, obs = seeded_start(task, start_obs_seed)
+    try:
+        policy.reset(1, b)
+        observations, actions, rewards, costs = [obs], [], [], []
+        plans, plan_steps, next_keep = [], [], 0
+        frames, frame_steps = [], []
+        if render_every:
+            frames.append(render_frame(env, *frame_size))
+            frame_steps.append(0)
+        reward = cost = 0.0
+        done, t = False, 0
+        limit = steps if steps is not None else float("inf")
+        while t < limit and not done:
+            previous = policy.last_plan
+            action = policy.act(observations[-1][None], np.array([reward]), np.array([cost]))[0]
+            if plans_every and policy.last_plan is not previous and t >= next_keep:
+                plans.append(policy.last_plan)
+                plan_steps.append(t)
+                next_keep = (t // plans_every + 1) * plans_every
+            obs, reward, terminated, truncated, info = env.step(action)
+            cost = float(info.get("cost", 0.0))
+            t += 1
+            observations.append(np.asarray(obs, np.float32))
+            actions.append(np.asarray(action, np.float32))
+            rewards.append(float(reward))
+            costs.append(cost)
+            done = bool(terminated or truncated)
+            if render_every and t % render_every == 0:
+                frames.append(render_frame(env, *frame_size))
+                frame_steps.append(t)
+    finally:
+        env.close()
+    return Rollout(
+        task=task, budget=b, observations=np.stack(observations), actions=np.stack(actions),
+        rewards=np.asarray(rewards), costs=np.asarray(costs), plan_steps=np.asarray(plan_steps, dtype=int),
+        plans=tuple(plans), frames=np.stack(frames) if frames else None,
+        frame_steps=np.asarray(frame_steps, dtype=int), done=done, wall_s=time.perf_counter() - t0,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Budget sweep
+# --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SweepPoint:
+    """Evaluation episodes at one budget (means, spreads over episodes, DSRL-normalised means)."""
+
+    budget: float
+    episodes: int
+    reward: float
+    cost: float
+    reward_std: float
+    cost_std: float
+    normalized_reward: float
+    normalized_cost: float
+    """Mean of DSRL's normalised cost (``C / b``; ``C + 1`` at ``b = 0``): at most 1 is safe."""
+    episode_rewards: tuple[float, ...] = field(default=())
+    episode_costs: tuple[float, ...] = field(default=())
+
+    @property
+    def safe(self) -> bool:
+        return self.normalized_cost <= 1.0
+
+
+def budget_sweep(task: str, model: TCDP, dataset: Dataset, budgets, *, episodes: int, seed: int = 0,
+                 n_envs: int = 10, beta=None, w_cfg=None, sampling_steps=None, n_samples: int = 4,
+                 replan_every: int = 1, progress: bool = True) -> list[SweepPoint]:
+    """Evaluate the TCDP policy at each budget with ``run_episodes`` and return one
+    :class:`SweepPoint` per budget, in order.
+
+    Every budget sees the same start states (``run_episodes`` resets with
+    :func:`~tcdp_lib.data.envs.seeded_reset`); with ``n_envs=1`` the first episode is
+    ``rollout(..., seed=seed, start_obs_seed=1000 * seed)``.
+    """
+    from tcdp_lib.runs.evaluate import evaluate
+
+    if dataset.task.task_id != task:
+        raise ValueError(f"dataset is of task {dataset.task.task_id!r}, not of the requested task {task!r}")
+    budgets = [float(b) for b in budgets]
+    if not budgets:
+        raise ValueError("budgets must name at least one budget, got none")
+    if len(set(budgets)) != len(budgets):
+        raise ValueError(f"budgets must be distinct, got {budgets}")
+    pcfg = planner_config(model, n_samples=n_samples, beta=beta, w_cfg=w_cfg, sampling_steps=sampling_steps)
+
+    def make_policy(s):
+        return TCDPPolicy(model, pcfg, PolicyConfig(replan_every=replan_every, seed=int(s)))
+
+    points = []
+    for b in budgets:
+        rows, _ = evaluate(dataset, make_policy, budgets=(b,), seeds=(int(seed),), episodes=int(episodes),
+                           n_envs=int(n_envs), progress=progress)
+        rw = np.array([r.reward for r in rows])
+        cs = np.array([r.cost for r in rows])
+        points.append(SweepPoint(
+            budget=b, episodes=len(rows), reward=float(rw.mean()), cost=float(cs.mean()),
+            reward_std=float(rw.std()), cost_std=float(cs.std()),
+            normalized_reward=float(np.mean([r.normalized_reward for r in rows])),
+            normalized_cost=float(np.mean([r.normalized_cost for r in rows])),
+            episode_rewards=tuple(float(x) for x in rw), episode_costs=tuple(float(x) for x in cs),
+        ))
+    return points
+
+
+# --------------------------------------------------------------------------------------------
+# What a slider release does, and its latency
+# --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True, eq=False)
+class PanelUpdate:
+    """One slider release: the plan, the short rollout, the redrawn figures and their timings."""
+
+    replan: ReplanResult
+    rollout: Rollout | None
+    figures: Any
+    """What ``redraw(replan, rollout)`` returned (``None`` without ``redraw``)."""
+    plan_s: float
+    """Release -> plan ready (reset observation and replan), seconds."""
+    total_s: float
+    """Release -> plan, rollout and figures ready, seconds."""
+
+
+def panel_update(task: str, model: TCDP, budget: float, *, beta=None, w_cfg=None, sampling_steps=None,
+                 seed: int = 0, n_samples: int = 4, rollout_steps: int = 50, replan_every: int = 1,
+                 render_every: int = 0, start_obs_seed: int = 0,
+                 redraw: Callable[[ReplanResult, Rollout | None], Any] | None = None,
+                 on_plan: Callable[[ReplanResult], None] | None = None) -> PanelUpdate:
+    """Plan from ``seeded_start(task, start_obs_seed)`` at ``budget``, call ``on_plan`` (the panel draws
+    the plan at once), roll out ``rollout_steps`` steps (0: none) and call ``redraw``."""
+    t0 = time.perf_counter()
+    obs = start_observation(task, start_obs_seed)
+    rp = replan(model, obs, budget, beta=beta, w_cfg=w_cfg, sampling_steps=sampling_steps, seed=seed,
+                n_samples=n_samples)
+    plan_s = time.perf_counter() - t0
+    if on_plan is not None:
+        on_plan(rp)
+    ro = None
+    if rollout_steps:
+        ro = rollout(task, model, budget, beta=beta, w_cfg=w_cfg, sampling_steps=sampling_steps, seed=seed,
+                     steps=rollout_steps, n_samples=n_samples, replan_every=replan_every,
+                     render_every=render_every, start_obs_seed=start_obs_seed)
+    figures = redraw(rp, ro) if redraw is not None else None
+    return PanelUpdate(replan=rp, rollout=ro, figures=figures, plan_s=plan_s, total_s=time.perf_counter() - t0)
+
+
+@dataclass(frozen=True)
+class Latency:
+    """Slider release -> plan and -> plan + rollout + figures, over ``repeats`` warm releases."""
+
+    plan_s: float
+    """Median release -> plan, seconds."""
+    total_s: float
+    """Median release -> plan, ``rollout_steps``-step rollout and figures, seconds."""
+    plan_s_max: float
+    total_s_max: float
+    cold_plan_s: float
+    """The first (untimed in the medians) release: lazy imports and allocations included."""
+    cold_total_s: float
+    rollout_steps: int
+    repeats: int
+    plan_target_s: float = PLAN_TARGET_S
+    total_target_s: float = TOTAL_TARGET_S
+
+    @property
+    def meets_targets(self) -> bool:
+        return self.plan_s < self.plan_target_s and self.total_s < self.total_target_s
+
+
+def measure_latency(task: str, model: TCDP, budget: float, *, beta=None, w_cfg=None, sampling_steps=None,
+                    seed: int = 0, n_samples: int = 4, rollout_steps: int = 50, replan_every: int = 1,
+                    repeats: int = 3, start_obs_seed: int = 0,
+                    redraw: Callable[[ReplanResult, Rollout | None], Any] | None = None) -> Latency:
+    """Time :func:`panel_update` once cold, then ``repeats`` times; medians and maxima in seconds."""
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}")
+    kw = dict(beta=beta, w_cfg=w_cfg, sampling_steps=sampling_steps, seed=seed, n_samples=n_samples,
+              rollout_steps=rollout_steps, replan_every=replan_every, start_obs_seed=start_obs_seed, redraw=redraw)
+    cold = panel_update(task, model, budget, **kw)
+    runs = [panel_update(task, model, budget, **kw) for _ in range(repeats)]
+    plan = np.array([r.plan_s for r in runs])
+    total = np.array([r.total_s for r in runs])
+    return Latency(plan_s=float(np.median(plan)), total_s=float(np.median(total)), plan_s_max=float(plan.max()),
+                   total_s_max=float(total.max()), cold_plan_s=cold.plan_s, cold_total_s=cold.total_s,
+                   rollout_steps=int(rollout_steps), repeats=int(repeats))

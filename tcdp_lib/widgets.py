@@ -1,0 +1,183 @@
+"""ipywidgets controls for the interactive budget planner (notebook 05).
+
+Controls and output areas only: every number shown comes from a call into
+:mod:`tcdp_lib.runs.interactive` (planning, rollouts, timings, slider ranges) and every figure
+from :mod:`tcdp_lib.plots`. Sliders use ``continuous_update=False``: a plan is made when the
+slider is released, not while it moves.
+
+The figures go to two IPython display areas (``display(..., display_id=True)``) that each
+release updates in place, not to ``ipywidgets.Output`` widgets: headless runs (papermill,
+nbclient) imitate an Output widget by sending its state back to the kernel, and executions
+that do so can hang (jupyter/nbclient#312); display updates are plain output messages.
+
+Importing this module loads ipywidgets only; torch, the simulators and the library's planning
+code load when a panel is built. Nothing in ``tcdp_lib`` imports this module.
+"""
+
+from __future__ import annotations
+
+import ipywidgets as W
+
+
+class BudgetPlannerPanel:
+    """A budget slider, guidance controls, a task choice and a replan button, above two figure
+    areas: the sampled plans (chosen one highlighted, executed path dotted) and the short
+    rollout's cumulative cost against the budget line and cumulative reward.
+
+    ``panel = BudgetPlannerPanel(dataset, model)``; ``display(panel)`` shows the controls and the
+    figure areas; ``panel.update()`` draws once (afterwards, releasing a control redraws).
+    Without a display (tests, scripts) the figures are computed and not shown.
+    """
+
+    def __init__(self, dataset, model, *, model_source: str = "", tasks=None, n_samples: int = 4,
+                 rollout_steps: int = 50, replan_every: int = 1, seed: int = 0, start_obs_seed: int = 0,
+                 dims=(0, 1)):
+        self.dataset, self.model, self.model_source = dataset, model, model_source
+        self.dims, self.replan_every, self.start_obs_seed = tuple(dims), replan_every, start_obs_seed
+        self.last = None
+        """The last :class:`~tcdp_lib.runs.interactive.PanelUpdate` (``None`` before the first)."""
+        self._quiet = False
+        task = dataset.task.task_id
+        style = {"description_width": "110px"}
+        release = dict(continuous_update=False, style=style, layout=W.Layout(width="340px"))
+        self.task = W.Dropdown(options=sorted(set(tasks or [task]) | {task}), value=task, description="task",
+                               style=style)
+        self.budget = W.FloatSlider(description="budget b", readout_format=".0f", **release)
+        self.w_cfg = W.FloatSlider(description="w_cfg (CFG)", readout_format=".2f", **release)
+        self.beta = W.FloatSlider(description="beta (energy)", readout_format=".3f", **release)
+        self.sampling_steps = W.IntSlider(description="sampling steps", min=1, **release)
+        self.n_samples = W.IntSlider(description="samples", min=1, **release)
+        self.rollout_steps = W.IntSlider(description="rollout steps", min=0, **release)
+        self.seed = W.IntText(value=seed, description="seed", continuous_update=False, style=style,
+                              layout=W.Layout(width="200px"))
+        self.replan_button = W.Button(description="replan", button_style="primary", icon="refresh")
+        self.status = W.HTML()
+        self.plan_area = self.rollout_area = None
+        """IPython display handles of the two figures (set by ``display(panel)``)."""
+        self._set_ranges(rollout_steps, n_samples)
+
+        for w in (self.budget, self.w_cfg, self.beta, self.sampling_steps, self.n_samples, self.rollout_steps,
+                  self.seed):
+            w.observe(self._on_release, names="value")
+        self.task.observe(self._on_task, names="value")
+        self.replan_button.on_click(lambda _: self.update())
+        self.widget = W.VBox([
+            W.HBox([self.task, self.budget, self.replan_button]),
+            W.HBox([self.w_cfg, self.beta, self.sampling_steps]),
+            W.HBox([self.n_samples, self.rollout_steps, self.seed]),
+            self.status,
+        ])
+
+    def _ipython_display_(self) -> None:
+        """``display(panel)``: the controls, then the two figure areas that releases update
+        (placeholder figures first, so plotly.js is on the page before the areas)."""
+        from IPython.display import display
+
+        from tcdp_lib.plots import mime_bundle, placeholder
+
+        display(self.widget)
+        self.plan_area = display(mime_bundle(placeholder("the sampled plans appear here")), raw=True,
+                                 display_id=True)
+        self.rollout_area = display(mime_bundle(placeholder("the rollout appears here")), raw=True,
+                                    display_id=True)
+
+    # -- controls ------------------------------------------------------------------------------
+
+    def _set_ranges(self, rollout_steps=None, n_samples=None) -> None:
+        """Slider ranges and values from the model and the data (``interactive.control_ranges``)."""
+        from tcdp_lib.runs.interactive import control_ranges
+
+        r = control_ranges(self.model, self.dataset)
+        self._quiet = True
+        try:
+            for slider, lo, hi, step, value in (
+                (self.budget, 0.0, r.budget_max, r.budget_step, r.budget),
+                (self.w_cfg, 0.0, r.w_cfg_max, r.w_cfg_step, r.w_cfg),
+                (self.beta, 0.0, r.beta_max, r.beta_step, r.beta),
+            ):
+                slider.min, slider.max = lo, hi  # min first: the old max may lie below the new min
+                slider.step, slider.value = step, value
+            self.sampling_steps.max = r.max_sampling_steps
+            self.sampling_steps.value = r.sampling_steps
+            self.n_samples.max = max(r.max_samples, n_samples or 1)
+            if n_samples is not None:
+                self.n_samples.value = n_samples
+            self.rollout_steps.max = r.episode_steps
+            self.rollout_steps.value = min(r.episode_steps, self.rollout_steps.value if rollout_steps is None
+                                           else rollout_steps)
+        finally:
+            self._quiet = False
+
+    def _on_release(self, _change) -> None:
+        if not self._quiet:
+            self.update()
+
+    def _on_task(self, change) -> None:
+        if self._quiet:
+            return
+        from tcdp_lib.data.dataset import load_dataset
+        from tcdp_lib.runs.interactive import load_planner_model
+
+        self.status.value = f"loading {change['new']} ..."
+        try:
+            dataset = load_dataset(change["new"])
+            loaded = load_planner_model(dataset)
+        except Exception as err:  # noqa: BLE001 - shown in the panel, the previous task stays
+            self._quiet = True
+            self.task.value = change["old"]
+            self._quiet = False
+            self.status.value = f"<b>cannot switch to {change['new']}</b>: {type(err).__name__}: {err}"
+            return
+        self.dataset, self.model, self.model_source = dataset, loaded.model, loaded.source
+        self._set_ranges()
+        self.update()
+
+    # -- drawing -------------------------------------------------------------------------------
+
+    @staticmethod
+    def _show(area, fig) -> None:
+        """Replace the figure in a display area (nothing without a display or a figure).
+
+        The figure's mime bundle is sent raw: a plotly figure displays itself through
+        ``_ipython_display_``, which would append a new output instead of updating this one.
+        """
+        from tcdp_lib.plots import mime_bundle
+
+        if area is not None and fig is not None:
+            area.update(mime_bundle(fig), raw=True)
+
+    def update(self):
+        """Plan at the controls' values, draw the plans, roll out, draw the rollout; returns the
+        :class:`~tcdp_lib.runs.interactive.PanelUpdate` (``None`` when it failed: see ``status``)."""
+        from functools import partial
+
+        from tcdp_lib import plots
+        from tcdp_lib.runs.interactive import panel_update
+
+        cloud = self.dataset.episodes.observations
+        self.status.value = f"planning at b = {self.budget.value:g} ..."
+        try:
+            up = panel_update(
+                self.dataset.task.task_id, self.model, self.budget.value, beta=self.beta.value,
+                w_cfg=self.w_cfg.value, sampling_steps=self.sampling_steps.value, seed=self.seed.value,
+                n_samples=self.n_samples.value, rollout_steps=self.rollout_steps.value,
+                replan_every=self.replan_every, start_obs_seed=self.start_obs_seed,
+                redraw=partial(plots.panel_figures, cloud, dims=self.dims),
+                on_plan=lambda rp: self._show(self.plan_area, plots.panel_figures(cloud, rp, dims=self.dims)[0]),
+            )
+        except Exception as err:  # noqa: BLE001 - shown in the panel instead of killing the callback
+            self.status.value = f"<b>error</b>: {type(err).__name__}: {err}"
+            return None
+        plan_fig, rollout_fig = up.figures
+        self._show(self.plan_area, plan_fig)
+        self._show(self.rollout_area, rollout_fig or plots.placeholder("no rollout (rollout steps = 0)"))
+        ro = up.rollout
+        text = f"plan {1000 * up.plan_s:.0f} ms"
+        if ro is not None:
+            text += (f" &middot; plan + {ro.length}-step rollout + figures {up.total_s:.2f} s &middot; "
+                     f"reward {ro.total_reward:.1f}, cost {ro.total_cost:g} (budget {self.budget.value:g})")
+        if self.model_source:
+            text += f"<br><small>model: {self.model_source}</small>"
+        self.status.value = text
+        self.last = up
+        return up
