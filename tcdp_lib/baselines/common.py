@@ -6,14 +6,13 @@ Imports only from ``tcdp_lib.data`` (and numpy/torch), like every baseline modul
 
 from __future__ import annotations
 
-import dataclasses
-import typing
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from tcdp_lib.configs import config_from_dict  # noqa: F401  (re-exported for the baselines)
 from tcdp_lib.data.episodes import Episodes
 
 
@@ -112,21 +111,6 @@ def require_feasible(cost_returns: np.ndarray, budget: float) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 
 
-def config_from_dict(cls, d: dict):
-    """Rebuild a frozen config dataclass from ``dataclasses.asdict`` output (lists become tuples)."""
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(d) - names
-    if unknown:
-        raise ValueError(f"unknown {cls.__name__} keys {sorted(unknown)}; valid keys: {sorted(names)}")
-    hints = typing.get_type_hints(cls)
-    kwargs = {}
-    for name, value in d.items():
-        if dataclasses.is_dataclass(hints[name]) and isinstance(value, dict):
-            value = config_from_dict(hints[name], value)
-        elif isinstance(value, list):
-            value = tuple(value)
-        kwargs[name] = value
-    return cls(**kwargs)
 
 
 def save_checkpoint(path, method: str, **content) -> Path:

@@ -15,7 +15,6 @@ Data flow of a training step::
 from __future__ import annotations
 
 import dataclasses
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +22,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from tcdp_lib.configs import config_from_dict
 from tcdp_lib.data.episodes import Episodes
 from tcdp_lib.method.condition import BudgetEncoder
 from tcdp_lib.method.ctgda import BudgetPrior, PairSample, draw_pairs
@@ -192,25 +192,9 @@ class TCDPConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "TCDPConfig":
-        return _from_dict(cls, d)
+        return config_from_dict(cls, d)
 
 
-def _from_dict(cls, d: dict):
-    """Rebuild a (nested) frozen config dataclass from ``asdict`` output (lists -> tuples)."""
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(d) - names
-    if unknown:
-        raise ValueError(f"unknown {cls.__name__} keys {sorted(unknown)}; valid keys: {sorted(names)}")
-    hints = typing.get_type_hints(cls)
-    kwargs = {}
-    for name, value in d.items():
-        hint = hints[name]
-        if dataclasses.is_dataclass(hint) and isinstance(value, dict):
-            value = _from_dict(hint, value)
-        elif isinstance(value, list):
-            value = tuple(value)
-        kwargs[name] = value
-    return cls(**kwargs)
 
 
 # --------------------------------------------------------------------------------------------
