@@ -32,10 +32,6 @@ _SIMULATOR_MODULES = {
 }
 
 
-class _HashableArray:  # namespace for the ndarray subclass built lazily (numpy import is cheap)
-    cls = None
-
-
 def fix_safety_gymnasium_colors() -> None:
     """Safety-Gymnasium on Python 3.11: ``ValueError: mutable default <class 'numpy.ndarray'>``.
 
@@ -48,15 +44,14 @@ def fix_safety_gymnasium_colors() -> None:
         return
     import numpy as np
 
-    if _HashableArray.cls is None:
-        _HashableArray.cls = type("HashableArray", (np.ndarray,), {"__hash__": object.__hash__})
+    hashable = type("HashableArray", (np.ndarray,), {"__hash__": object.__hash__})
     try:
         color = importlib.import_module("safety_gymnasium.assets.color")
     except ImportError:
         return
     for key, value in list(color.COLOR.items()):
         if type(value).__hash__ is None:
-            color.COLOR[key] = np.asarray(value).view(_HashableArray.cls)
+            color.COLOR[key] = np.asarray(value).view(hashable)
     _APPLIED.add("sg_colors")
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tcdp_lib.data.envs import ensure_family, make_env
+from tcdp_lib.data.envs import make_env
 from tcdp_lib.data.episodes import Episodes
 from tcdp_lib.data.scores import normalized_scores
 from tcdp_lib.data.tasks import TaskInfo, get_task
@@ -70,6 +70,9 @@ class Dataset:
 
 
 def _dsrl_file_name(task: TaskInfo) -> str | None:
+    from tcdp_lib.data import compat
+
+    compat.apply()  # dsrl's first import goes through the fixes (and stays quiet)
     from dsrl import infos
 
     url = infos.DATASET_URLS.get(task.name)
@@ -171,9 +174,8 @@ def load_dataset(task_id: str, path: str | os.PathLike | None = None) -> Dataset
     import h5py
 
     task = get_task(task_id)
-    ensure_family(task_id)
     resolved = resolve_path(task_id, path)
-    env = make_env(task_id)
+    env = make_env(task_id)  # registers dsrl's ids, or names the missing simulator package
     try:
         offline = env.unwrapped
         if resolved is None:

@@ -29,13 +29,12 @@ import numpy as np
 from tcdp_lib.data.dataset import Dataset, resolve_path
 from tcdp_lib.data.envs import global_numpy_seed, make_env, render_frame, seeded_reset
 from tcdp_lib.data.tasks import TASKS
-from tcdp_lib.method.model import (BackboneConfig, DiffusionConfig, EnergyConfig, InverseDynamicsConfig, TCDP,
-                                   TCDPConfig)
+from tcdp_lib.method.model import TCDP
 from tcdp_lib.paths import RUNS_DIR, shipped_model
 from tcdp_lib.planner.planner import Plan, Planner, PlannerConfig
 from tcdp_lib.planner.policy import PolicyConfig, TCDPPolicy
 from tcdp_lib.runs.checkpoint import load_model
-from tcdp_lib.runs.train import RunConfig, TrainConfig, train_tcdp
+from tcdp_lib.runs.train import SMOKE_MODEL, SMOKE_TRAIN, RunConfig, train_tcdp
 
 PLAN_TARGET_S = 0.5
 """Slider release -> plan ready: the panel's latency target (seconds)."""
@@ -46,16 +45,6 @@ W_CFG_SLIDER_MAX = 5.0
 BETA_SLIDER_MAX = 1.0
 """The energy-guidance slider reaches at least this, or ten times the model's trained ``beta``."""
 
-SMOKE_MODEL = TCDPConfig(
-    horizon=8,
-    backbone=BackboneConfig(d_model=32, depth=1, n_heads=2, patch_size=4),
-    diffusion=DiffusionConfig(n_diffusion_steps=20, sampling_steps=3),
-    energy=EnergyConfig(hidden=(32,)),
-    inverse_dynamics=InverseDynamicsConfig(hidden=(32,)),
-)
-"""The tiny model a smoke run trains when the task has no shipped checkpoint (as notebook 04)."""
-SMOKE_TRAIN = TrainConfig(steps=20, batch_size=32, log_every=5, checkpoint_every=10, warmup_steps=5)
-"""Its training, as in notebook 04's smoke mode (a couple of seconds on a CPU)."""
 
 
 # --------------------------------------------------------------------------------------------

@@ -23,7 +23,15 @@ import numpy as np
 import torch
 
 from tcdp_lib.data.dataset import Dataset
-from tcdp_lib.method.model import TCDP, TCDPConfig, sample_batch
+from tcdp_lib.method.model import (
+    TCDP,
+    BackboneConfig,
+    DiffusionConfig,
+    EnergyConfig,
+    InverseDynamicsConfig,
+    TCDPConfig,
+    sample_batch,
+)
 from tcdp_lib.method.windows import Windows
 from tcdp_lib.paths import RUNS_DIR
 from tcdp_lib.runs.checkpoint import CheckpointError, atomic_save, model_payload, safe_load
@@ -75,10 +83,17 @@ class RunConfig:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
-    @classmethod
-    def from_dict(cls, d: dict) -> "RunConfig":
-        return cls(task=d["task"], seed=d["seed"], model=TCDPConfig.from_dict(d["model"]),
-                   train=TrainConfig(**d["train"]), dataset_sha256=d.get("dataset_sha256", ""))
+
+SMOKE_MODEL = TCDPConfig(
+    horizon=8,
+    backbone=BackboneConfig(d_model=32, depth=1, n_heads=2, patch_size=4),
+    diffusion=DiffusionConfig(n_diffusion_steps=20, sampling_steps=3),
+    energy=EnergyConfig(hidden=(32,)),
+    inverse_dynamics=InverseDynamicsConfig(hidden=(32,)),
+)
+"""A tiny model for smoke runs and tests: trains in seconds on a CPU, plans nothing useful."""
+SMOKE_TRAIN = TrainConfig(steps=20, batch_size=32, log_every=5, checkpoint_every=10, warmup_steps=5)
+"""The training of :data:`SMOKE_MODEL` in smoke runs (notebooks 04 and 05)."""
 
 
 @dataclass

@@ -13,16 +13,9 @@ from tcdp_lib import plots
 from tcdp_lib.data.dataset import load_dataset
 from tcdp_lib.paths import ROOT
 from tcdp_lib.runs import interactive as I
+from tcdp_lib.runs.train import SMOKE_MODEL
 
 TASK = "OfflineBallCircle-v0"
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +38,7 @@ def model(loaded):
 
 def test_missing_model_trains_only_when_asked(ds, loaded, tmp_path):
     assert "tiny smoke model" in loaded.source and loaded.path.exists()
-    assert loaded.model.config.horizon == I.SMOKE_MODEL.horizon
+    assert loaded.model.config.horizon == SMOKE_MODEL.horizon
     with pytest.raises(FileNotFoundError, match=r"no model file at .*nope\.pt.*tcdp train OfflineBallCircle-v0"):
         I.load_planner_model(ds, tmp_path / "nope.pt")
     again = I.load_planner_model(ds, loaded.path)  # the file it wrote loads as a given model file

@@ -1,6 +1,5 @@
 """Training, checkpoints, the TCDP policy and evaluation, end to end on CPU with a tiny model."""
 
-import dataclasses
 import pickle
 
 import numpy as np
@@ -8,34 +7,17 @@ import pytest
 import torch
 
 from tcdp_lib.data.dataset import load_dataset
-from tcdp_lib.method.model import BackboneConfig, DiffusionConfig, EnergyConfig, InverseDynamicsConfig, TCDPConfig
 from tcdp_lib.planner.planner import PlannerConfig
 from tcdp_lib.planner.policy import PolicyConfig, TCDPPolicy
 from tcdp_lib.runs.checkpoint import CheckpointError, load_model
 from tcdp_lib.runs.evaluate import EpisodeResult, evaluate, run_episodes, summarize
-from tcdp_lib.runs.train import RunConfig, TrainConfig, train_tcdp
-
-TINY_MODEL = TCDPConfig(
-    horizon=8,
-    backbone=BackboneConfig(d_model=32, depth=1, n_heads=2, patch_size=4),
-    diffusion=DiffusionConfig(n_diffusion_steps=20, sampling_steps=3),
-    energy=EnergyConfig(hidden=(32,)),
-    inverse_dynamics=InverseDynamicsConfig(hidden=(32,)),
-)
+from tcdp_lib.runs.train import SMOKE_MODEL, RunConfig, TrainConfig, train_tcdp
 
 
 def tiny_run(steps=20, **train):
-    return RunConfig(task="OfflineBallCircle-v0", seed=0, model=TINY_MODEL,
+    return RunConfig(task="OfflineBallCircle-v0", seed=0, model=SMOKE_MODEL,
                      train=TrainConfig(steps=steps, batch_size=16, log_every=5, checkpoint_every=10,
                                        warmup_steps=5, **train))
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def test_train_plan_step_end_to_end(small_file, tmp_path):
