@@ -1,4 +1,4 @@
-"""The ``tcdp`` command line: generate-data, dataset-card, train, evaluate, report."""
+"""The ``tcdp`` command line: generate-data, dataset-card, train, evaluate, benchmark, report."""
 
 from __future__ import annotations
 
@@ -48,47 +48,78 @@ def _cmd_card(args) -> int:
 
 def _cmd_train(args) -> int:
     import dataclasses
+    import time
 
     from tcdp_lib.data.dataset import load_dataset
-    from tcdp_lib.runs.train import RunConfig, TrainConfig, train_tcdp
+    from tcdp_lib.runs.methods import DIFFUSION_METHODS, train_method
+    from tcdp_lib.runs.train import TrainConfig
 
     _threads(args.threads)
     ds = load_dataset(args.task, args.dataset)
-    train = TrainConfig()
-    overrides = {k: v for k, v in (("steps", args.steps), ("batch_size", args.batch_size)) if v is not None}
-    run = RunConfig(task=args.task, seed=args.seed, train=dataclasses.replace(train, **overrides))
-    res = train_tcdp(ds, run, run_dir=args.out, progress=not args.quiet)
-    print(f"model: {res.model_path} ({res.wall_time_s:.0f} s of training)")
+    train = None
+    if args.batch_size is not None:
+        if args.method not in DIFFUSION_METHODS:
+            raise SystemExit(f"--batch-size applies to the diffusion methods {DIFFUSION_METHODS}, not {args.method!r}")
+        train = dataclasses.replace(TrainConfig(), batch_size=args.batch_size)
+    default = RUNS_DIR / "train" / args.task / f"seed{args.seed}"
+    out = Path(args.out) if args.out else (default if args.method == "tcdp" else default.with_name(
+        f"{args.method}-seed{args.seed}"))
+    t0 = time.time()
+    path = train_method(args.method, ds, out, seed=args.seed, steps=args.steps, train_config=train,
+                        progress=not args.quiet)
+    print(f"{args.method} model: {path} ({time.time() - t0:.0f} s)")
     return 0
 
 
 def _cmd_evaluate(args) -> int:
     from tcdp_lib.data.dataset import load_dataset
     from tcdp_lib.planner.planner import PlannerConfig
-    from tcdp_lib.planner.policy import PolicyConfig, TCDPPolicy
-    from tcdp_lib.runs.checkpoint import load_model
     from tcdp_lib.runs.evaluate import evaluate
+    from tcdp_lib.runs.methods import load_policy, method_of
 
     _threads(args.threads)
     ds = load_dataset(args.task, args.dataset)
-    model, _ = load_model(Path(args.model), task=args.task)
     pcfg = PlannerConfig(n_samples=args.samples, w_cfg=args.w_cfg, beta=args.beta,
-                         sampling_steps=args.sampling_steps)
-
-    def make_policy(seed):
-        return TCDPPolicy(model, pcfg, PolicyConfig(replan_every=args.replan_every, seed=seed))
-
-    out = Path(args.out) if args.out else Path(args.model).parent / "eval"
+                         sampling_steps=args.sampling_steps, cost_weight=args.cost_weight)
+    model = Path(args.model)
+    make_policy = load_policy(model, args.task, pcfg, replan_every=args.replan_every, method=args.method)
+    method = args.method or method_of(model)
+    base = model if model.is_dir() else model.parent
+    out = Path(args.out) if args.out else base / "eval"
     _, summary = evaluate(ds, make_policy, budgets=args.budgets, seeds=tuple(args.seeds),
                           episodes=args.episodes, n_envs=args.n_envs, out_dir=out,
                           progress=not args.quiet,
-                          meta={"model": str(args.model), "planner": pcfg.__dict__,
+                          meta={"method": method, "model": str(args.model), "planner": pcfg.__dict__,
                                 "replan_every": args.replan_every})
     print(f"{'budget':>7s} {'norm. reward':>14s} {'norm. cost':>12s}  safe")
     for s in summary:
         print(f"{s.budget:7g} {s.normalized_reward:7.3f} ± {s.normalized_reward_std:.3f} "
               f"{s.normalized_cost:6.2f} ± {s.normalized_cost_std:.2f}  {'yes' if s.safe else 'no'}")
     print(f"results: {out}")
+    return 0
+
+
+def _cmd_benchmark(args) -> int:
+    import dataclasses
+
+    import pandas as pd
+
+    from tcdp_lib.runs.benchmark import PRESETS, benchmark_table, format_table, results_frame, run_benchmark, write_table
+
+    _threads(args.threads)
+    overrides = {k: v for k, v in (("methods", args.methods), ("tasks", args.tasks), ("seeds", args.seeds),
+                                   ("episodes", args.episodes), ("n_envs", args.n_envs),
+                                   ("diffusion_steps", args.diffusion_steps),
+                                   ("baseline_steps", args.baseline_steps)) if v is not None}
+    cfg = dataclasses.replace(PRESETS[args.preset],
+                              **{k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()})
+    out = Path(args.out) if args.out else RUNS_DIR / "benchmark" / args.preset
+    results = run_benchmark(cfg, out, progress=not args.quiet)
+    table = benchmark_table(results_frame(results), cfg.methods)
+    csv, _ = write_table(table, out)
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        print(format_table(table))
+    print(f"table: {csv}")
     return 0
 
 
@@ -113,6 +144,12 @@ def _cmd_report(args) -> int:
                        notebooks=args.notebooks or None)
     print(f"report index: {index}")
     return 0
+
+
+def _method_choices() -> list[str]:
+    from tcdp_lib.method.variants import VARIANTS
+
+    return [*VARIANTS, "bc_safe", "cdt"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -141,18 +178,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train TCDP (diffusion, energy, inverse dynamics) on a task's dataset")
     t.add_argument("task")
+    t.add_argument("--method", default="tcdp", choices=_method_choices(),
+                   help="tcdp (default), a diffusion planner compared with it (trebi, cdd), an ablation, "
+                        "or a baseline (bc_safe, cdt)")
     t.add_argument("--dataset", default=None, help="dataset file (default: the loader's search)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--steps", type=int, default=None, help="optimiser steps (default: TrainConfig)")
     t.add_argument("--batch-size", type=int, default=None)
-    t.add_argument("--out", default=None, help="run directory (default: runs/train/TASK/seedN); resumed when present")
+    t.add_argument("--out", default=None, help="run directory (default: runs/train/TASK/seedN for tcdp, "
+                   "runs/train/TASK/METHOD-seedN otherwise); resumed when present")
     t.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     t.add_argument("--quiet", action="store_true")
     t.set_defaults(func=_cmd_train)
 
     e = sub.add_parser("evaluate", help="roll out a trained model at the task's budgets")
     e.add_argument("task")
-    e.add_argument("--model", required=True, help="model file (model.pt of a training run)")
+    e.add_argument("--model", required=True,
+                   help="model.pt of a diffusion run, or the run directory of any method (from tcdp train)")
+    e.add_argument("--method", default=None, choices=_method_choices(),
+                   help="expected method (default: read from the model file); another method is refused")
     e.add_argument("--dataset", default=None)
     e.add_argument("--budgets", type=float, nargs="*", default=None, help="default: the task's three budgets")
     e.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2])
@@ -162,11 +206,27 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--w-cfg", type=float, default=None)
     e.add_argument("--beta", type=float, default=None)
     e.add_argument("--sampling-steps", type=int, default=None)
+    e.add_argument("--cost-weight", type=float, default=None, help="TREBI's cost penalty n")
     e.add_argument("--replan-every", type=int, default=1)
     e.add_argument("--out", default=None, help="result folder (default: beside the model, eval/)")
     e.add_argument("--threads", type=int, default=None)
     e.add_argument("--quiet", action="store_true")
     e.set_defaults(func=_cmd_evaluate)
+
+    b = sub.add_parser("benchmark", help="train and evaluate every method over tasks x seeds (resumable)")
+    b.add_argument("--preset", default="full", choices=["smoke", "full"],
+                   help="smoke: one task, tiny models, seconds; full: the Bullet tasks, full training")
+    b.add_argument("--methods", nargs="*", default=None, choices=_method_choices())
+    b.add_argument("--tasks", nargs="*", default=None)
+    b.add_argument("--seeds", type=int, nargs="*", default=None)
+    b.add_argument("--episodes", type=int, default=None, help="evaluation episodes per budget and seed")
+    b.add_argument("--n-envs", type=int, default=None)
+    b.add_argument("--diffusion-steps", type=int, default=None, help="training steps of the diffusion planners")
+    b.add_argument("--baseline-steps", type=int, default=None, help="training steps of BC-Safe and CDT")
+    b.add_argument("--out", default=None, help="results folder (default: runs/benchmark/PRESET); finished cells are kept")
+    b.add_argument("--threads", type=int, default=None)
+    b.add_argument("--quiet", action="store_true")
+    b.set_defaults(func=_cmd_benchmark)
 
     x = sub.add_parser("export-model", help="copy a model file with its planning guidance scales set")
     x.add_argument("model")

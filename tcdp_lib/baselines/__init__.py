@@ -33,7 +33,7 @@ from tcdp_lib.baselines.cdt import (
     target_return,
     train_cdt,
 )
-from tcdp_lib.baselines.policy import Policy
+from tcdp_lib.baselines.policy import PerBudgetPolicy, Policy
 from tcdp_lib.data.episodes import Episodes
 
 
@@ -101,6 +101,7 @@ __all__ = [
     "CDT",
     "CDTConfig",
     "CDTPolicy",
+    "PerBudgetPolicy",
     "Policy",
     "get_baseline",
     "load_bc_safe",

@@ -14,6 +14,7 @@ import torch
 
 from tcdp_lib.configs import config_from_dict  # noqa: F401  (re-exported for the baselines)
 from tcdp_lib.data.episodes import Episodes
+from tcdp_lib.files import CheckpointError, atomic_save, safe_load
 
 
 # --------------------------------------------------------------------------------------------
@@ -114,23 +115,23 @@ def require_feasible(cost_returns: np.ndarray, budget: float) -> np.ndarray:
 
 
 def save_checkpoint(path, method: str, **content) -> Path:
-    """Write ``{"method": method, **content}`` with ``torch.save``; returns the path."""
+    """Write ``{"method": method, **content}`` atomically; returns the path."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"method": method, **content}, path)
+    atomic_save({"method": method, **content}, path)
     return path
 
 
 def load_checkpoint(path, method: str, keys: tuple[str, ...]) -> dict:
-    """Read a checkpoint written by ``save_checkpoint`` for ``method``; check it has ``keys``."""
+    """Read a checkpoint written by ``save_checkpoint`` for ``method`` (``weights_only=True``: no
+    code from the file runs); check it has ``keys``."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    ckpt = safe_load(path)
     if not isinstance(ckpt, dict) or ckpt.get("method") != method:
         found = ckpt.get("method") if isinstance(ckpt, dict) else type(ckpt).__name__
-        raise ValueError(f"{path} is not a {method!r} checkpoint (method: {found!r})")
+        raise CheckpointError(f"{path} is not a {method!r} checkpoint (method: {found!r})")
     missing = [k for k in keys if k not in ckpt]
     if missing:
-        raise ValueError(f"{method!r} checkpoint {path} lacks keys {missing}")
+        raise CheckpointError(f"{method!r} checkpoint {path} lacks keys {missing}")
     return ckpt

@@ -60,3 +60,27 @@ def check_step_inputs(obs, reward, cost, n_envs: int | None, obs_dim: int):
         if not np.all(np.isfinite(v)):
             raise ValueError(f"{name} must be finite (got NaN or inf)")
     return obs, reward, cost
+
+
+class PerBudgetPolicy:
+    """A ``Policy`` made of one policy per budget (BC-Safe trains one model per budget):
+    ``reset(n_envs, b)`` picks the policy trained for ``b`` and refuses any other budget."""
+
+    def __init__(self, policies: dict):
+        if not policies:
+            raise ValueError("PerBudgetPolicy needs at least one (budget, policy) pair")
+        self.policies = {float(b): p for b, p in policies.items()}
+        self.current = None
+
+    def reset(self, n_envs: int, budget: float) -> None:
+        key = float(budget)
+        if key not in self.policies:
+            raise ValueError(f"no policy was trained for budget {budget:g}; trained budgets: "
+                             f"{sorted(self.policies)}")
+        self.current = self.policies[key]
+        self.current.reset(n_envs, budget)
+
+    def act(self, obs: np.ndarray, reward: np.ndarray, cost: np.ndarray) -> np.ndarray:
+        if self.current is None:
+            raise RuntimeError("call reset(n_envs, budget) before act()")
+        return self.current.act(obs, reward, cost)

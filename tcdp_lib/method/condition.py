@@ -27,7 +27,7 @@ class BudgetEncoder(nn.Module):
     """
 
     def __init__(self, d_model: int, budget_scale: float, p_uncond: float, resolution: float = 1000.0,
-                 time_scale: float | None = None):
+                 time_scale: float | None = None, return_scale: float | None = None):
         super().__init__()
         if not (math.isfinite(budget_scale) and budget_scale > 0):
             raise ValueError(f"budget_scale must be a finite number > 0, got {budget_scale}")
@@ -42,6 +42,12 @@ class BudgetEncoder(nn.Module):
         # to go and with 10 steps to go call for different behaviour.
         self.time_scale = None if time_scale is None else float(time_scale)
         self.time_embedder = TimestepEmbedder(d_model) if time_scale is not None else None
+        # A target return-to-go, embedded the same way (CDD's second condition; ``return_scale``:
+        # the data's largest episode return). Dropped together with the budget by CFG dropout.
+        if return_scale is not None and not (math.isfinite(return_scale) and return_scale > 0):
+            raise ValueError(f"return_scale must be None or a finite number > 0, got {return_scale}")
+        self.return_scale = None if return_scale is None else float(return_scale)
+        self.return_embedder = TimestepEmbedder(d_model) if return_scale is not None else None
         # The learned "no condition" embedding, at the scale of a budget embedding.
         self.null_embedding = nn.Parameter(torch.randn(d_model))
 
@@ -55,9 +61,11 @@ class BudgetEncoder(nn.Module):
         mask: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
         steps_left: torch.Tensor | None = None,
+        target_return: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Embed ``budget / budget_scale``; rows in ``mask`` (and, in training, a random
-        ``p_uncond`` share of rows) get the null embedding."""
+        """Embed ``budget / budget_scale`` (plus the steps left and the target return when this
+        encoder has them); rows in ``mask`` (and, in training, a random ``p_uncond`` share of
+        rows) get the null embedding."""
         scaled = budget.to(self.null_embedding.dtype) / self.budget_scale * self.resolution  # (N,)
         emb = self.embedder(scaled)  # (N, D)
         if self.time_embedder is not None:
@@ -65,6 +73,11 @@ class BudgetEncoder(nn.Module):
                 raise ValueError("this encoder is conditioned on the steps left: pass steps_left")
             frac = steps_left.to(emb.dtype).clamp(0, self.time_scale) / self.time_scale * self.resolution
             emb = emb + self.time_embedder(frac)  # (N, D)
+        if self.return_embedder is not None:
+            if target_return is None:
+                raise ValueError("this encoder is conditioned on a target return: pass target_return")
+            frac = (target_return.to(emb.dtype) / self.return_scale).clamp(0, 2) * self.resolution
+            emb = emb + self.return_embedder(frac)  # (N, D)
         drop = mask
         if self.training and self.p_uncond > 0:
             u = torch.rand(budget.shape[0], generator=generator, device=budget.device)  # (N,)

@@ -165,3 +165,14 @@ def draw_pairs(
         raise ValueError(f"kept only {kept} of {n} pairs after {max_rounds} rounds ({drawn} drawn); raise max_rounds")
     cat = lambda name: np.concatenate([getattr(p, name) for p in parts])[:n]  # noqa: E731
     return PairSample(cat("window_idx"), cat("budget"), cat("remaining_budget"), drawn)
+
+
+def hindsight_pairs(rng: np.random.Generator, cost_to_go, episode_cost, n: int) -> PairSample:
+    """``n`` windows drawn uniformly, each labelled with its own episode cost ``b = C_0``, so
+    ``b_t = C_t`` (the relabelling diffusion planners without CTGDA use: a window is conditioned
+    on what its episode actually spent)."""
+    episode_cost = np.asarray(episode_cost, dtype=np.float64)
+    if len(episode_cost) == 0:
+        raise ValueError("no windows to draw from")
+    idx = rng.integers(0, len(episode_cost), size=int(n))
+    return PairSample(idx, episode_cost[idx], np.asarray(cost_to_go, dtype=np.float64)[idx], int(n))

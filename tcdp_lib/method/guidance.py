@@ -83,14 +83,73 @@ class EnergyModel(nn.Module):
 
     def gradients(self, x: torch.Tensor, t: torch.Tensor, c: torch.Tensor | None = None) -> EnergyGradient:
         """``(E(x, t, c), dE/dx)`` by autograd; works when called under ``torch.inference_mode``."""
-        with torch.inference_mode(False), torch.enable_grad():
-            # clones are normal tensors even if the inputs were made under inference mode
-            x = x.detach().clone().requires_grad_(True)
-            t = t.clone()
-            c = None if c is None else c.clone()
-            value = self(x, t, c)  # (N,)
-            (grad,) = torch.autograd.grad(value.sum(), x)  # (N, H, C)
-        return EnergyGradient(value.detach(), grad)
+        return energy_gradients(self, x, t, c)
+
+
+def energy_gradients(energy, x: torch.Tensor, t: torch.Tensor, c: torch.Tensor | None = None) -> EnergyGradient:
+    """``(energy(x, t, c), d energy / dx)`` by autograd, also when called under ``torch.inference_mode``."""
+    with torch.inference_mode(False), torch.enable_grad():
+        # clones are normal tensors even if the inputs were made under inference mode
+        x = x.detach().clone().requires_grad_(True)
+        t = t.clone()
+        c = None if c is None else c.clone()
+        value = energy(x, t, c)  # (N,)
+        (grad,) = torch.autograd.grad(value.sum(), x)  # (N, H, C)
+    return EnergyGradient(value.detach(), grad)
+
+
+def reward_cost_energy(reward: torch.Tensor, cost: torch.Tensor, budget: torch.Tensor, cost_weight: float) -> torch.Tensor:
+    """TREBI's energy ``R - n * max(C - b, 0)`` on scaled predictions: ``reward`` (N,) the
+    predicted reward-to-go, ``cost`` (N,) the predicted cost-to-go, ``budget`` (N,) the remaining
+    budget (all in the same scale as ``cost``), ``n = cost_weight``. Only cost beyond the budget
+    is penalised, so one pair of models serves every budget."""
+    return reward - cost_weight * torch.relu(cost - budget)
+
+
+class RewardCostEnergy(nn.Module):
+    """Two unconditioned energy models, for the scaled reward-to-go and cost-to-go of a noisy
+    trajectory (TREBI). ``forward(x, t, b)`` is :func:`reward_cost_energy` with the remaining
+    budget ``b`` divided by ``budget_scale`` (the cost model's target scale) and the penalty
+    ``n = cost_weight`` (the constructor's, unless one is passed)."""
+
+    def __init__(self, horizon: int, obs_dim: int, budget_scale: float, hidden: tuple[int, ...] = (256, 256),
+                 t_embed_dim: int = 32, cost_weight: float = 10.0):
+        super().__init__()
+        if not (math.isfinite(budget_scale) and budget_scale > 0):
+            raise ValueError(f"budget_scale must be a finite number > 0, got {budget_scale}")
+        self.budget_scale = float(budget_scale)
+        self.cost_weight = float(cost_weight)
+        self.reward = EnergyModel(horizon, obs_dim, hidden, t_embed_dim)
+        self.cost = EnergyModel(horizon, obs_dim, hidden, t_embed_dim)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, c: torch.Tensor | None = None,
+                cost_weight: float | None = None) -> torch.Tensor:
+        if c is None:
+            raise ValueError("the reward-cost energy needs the remaining budget c (N,)")
+        n = self.cost_weight if cost_weight is None else float(cost_weight)
+        return reward_cost_energy(self.reward(x, t), self.cost(x, t), c.to(x.dtype) / self.budget_scale, n)
+
+    def gradients(self, x: torch.Tensor, t: torch.Tensor, c: torch.Tensor | None = None) -> EnergyGradient:
+        return energy_gradients(self, x, t, c)
+
+    def weighted(self, cost_weight: float) -> "WeightedEnergy":
+        """This energy with the penalty ``n`` fixed at ``cost_weight`` (a planning-time choice)."""
+        return WeightedEnergy(self, cost_weight)
+
+
+class WeightedEnergy:
+    """A :class:`RewardCostEnergy` with its cost penalty fixed; the interface ``guided_eps`` calls."""
+
+    def __init__(self, energy: RewardCostEnergy, cost_weight: float):
+        if not (math.isfinite(cost_weight) and cost_weight >= 0):
+            raise ValueError(f"cost_weight must be a finite number >= 0, got {cost_weight}")
+        self.energy, self.cost_weight = energy, float(cost_weight)
+
+    def __call__(self, x: torch.Tensor, t: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        return self.energy(x, t, c, self.cost_weight)
+
+    def gradients(self, x: torch.Tensor, t: torch.Tensor, c: torch.Tensor | None = None) -> EnergyGradient:
+        return energy_gradients(self, x, t, c)
 
 
 # --------------------------------------------------------------------------------------------
@@ -107,6 +166,7 @@ def guided_eps(
     beta: float = 0.0,
     energy=None,
     steps_left: torch.Tensor | None = None,
+    target_return: torch.Tensor | None = None,
 ):
     """The sampler's ``model_fn(x, k) -> eps``: CFG on the budget, then energy guidance.
 
@@ -115,16 +175,18 @@ def guided_eps(
     ``eps - beta * sqrt(1 - alpha_bar_k) * dE/dx`` with ``energy.gradients(x, k, b)``.
     ``encoder`` must be in eval mode (no CFG dropout); the condition embeddings are computed
     once here, not at every step. ``energy`` is any object with ``gradients(x, t, c)``.
+    ``steps_left`` and ``target_return`` go to the encoder with the budget.
     """
     n = budget.shape[0]
     if beta != 0 and energy is None:
         raise ValueError(f"beta={beta} needs an energy model")
-    if w_cfg == 1:
-        cond, paired = encoder(budget, steps_left=steps_left), False  # (N, D)
-    elif w_cfg == 0:
+    if w_cfg == 0:
         cond, paired = encoder.null(n), False  # (N, D)
+    elif w_cfg == 1:
+        cond, paired = encoder(budget, steps_left=steps_left, target_return=target_return), False  # (N, D)
     else:
-        cond, paired = torch.cat([encoder(budget, steps_left=steps_left), encoder.null(n)]), True  # (2N, D)
+        cond = encoder(budget, steps_left=steps_left, target_return=target_return)  # (N, D)
+        cond, paired = torch.cat([cond, encoder.null(n)]), True  # (2N, D)
 
     def model_fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         if paired:

@@ -25,7 +25,7 @@ import torch.nn as nn
 from tcdp_lib.configs import config_from_dict
 from tcdp_lib.data.episodes import Episodes
 from tcdp_lib.method.condition import BudgetEncoder
-from tcdp_lib.method.ctgda import BudgetPrior, PairSample, draw_pairs
+from tcdp_lib.method.ctgda import BudgetPrior, PairSample, draw_pairs, hindsight_pairs
 from tcdp_lib.method.diffusion import (
     SAMPLERS,
     SCHEDULES,
@@ -37,9 +37,10 @@ from tcdp_lib.method.diffusion import (
     q_sample,
 )
 from tcdp_lib.method.dit import DIT_PRESETS, DiTSize, dit_from_size
-from tcdp_lib.method.guidance import EnergyModel
+from tcdp_lib.method.guidance import EnergyModel, RewardCostEnergy
 from tcdp_lib.method.inverse_dynamics import InverseDynamics
 from tcdp_lib.method.qn import quantile_normalize_pairs
+from tcdp_lib.method.variants import Variant, get_variant
 from tcdp_lib.method.windows import Normalizer, Windows
 
 
@@ -93,6 +94,9 @@ class BudgetConfig:
     """Condition also on the steps left in the episode (see ``BudgetEncoder``)."""
     time_scale: float | None = None
     """Episode length used to scale the steps left; ``None``: the data's longest episode."""
+    return_scale: float | None = None
+    """Returns are divided by this (CDD's return condition, the ``return`` and ``reward_cost``
+    energies); ``None``: the data's largest episode return."""
 
     def __post_init__(self):
         if not 0 <= self.p_uncond < 1:
@@ -136,11 +140,14 @@ class DiffusionConfig:
 class GuidanceConfig:
     """Guidance scales at planning time (starting points, to tune per task in the notebooks)."""
 
-    w_cfg: float = 1.5
-    """CFG scale on the budget: 0 unconditional, 1 conditional, > 1 stronger budget pressure."""
+    w_cfg: float = 4.0
+    """CFG scale on the budget: 0 unconditional, 1 conditional, > 1 stronger budget pressure.
+    4 kept BallCircle and BallRun safe at all three budgets; 2.5 did not (BallCircle at 10 and 20)."""
     beta: float = 0.1
     """Energy guidance scale toward higher QN-normalised return; 0 switches it off. The pull on the
     sample grows like ``sqrt(1 - a) / sqrt(a)`` at the noisiest steps, so start small."""
+    cost_weight: float = 10.0
+    """TREBI's penalty ``n`` on predicted cost beyond the remaining budget (other variants ignore it)."""
 
 
 @dataclass(frozen=True)
@@ -167,6 +174,9 @@ class InverseDynamicsConfig:
 class TCDPConfig:
     """Everything that defines a TCDP model; saved with every checkpoint."""
 
+    variant: str = "tcdp"
+    """Key of ``variants.VARIANTS``: TCDP, or a diffusion planner compared with it (``trebi``,
+    ``cdd``) or an ablation, all on this backbone."""
     horizon: int = 32
     """Planned states per trajectory ``H`` (a multiple of the backbone's patch size)."""
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
@@ -183,6 +193,7 @@ class TCDPConfig:
     """The inverse dynamics model."""
 
     def __post_init__(self):
+        get_variant(self.variant)
         p = self.backbone.size().patch_size
         if self.horizon < 2 or self.horizon % p:
             raise ValueError(f"horizon ({self.horizon}) must be >= 2 and a multiple of the patch size ({p})")
@@ -220,6 +231,12 @@ class Batch:
     """``(B,)`` QN of the window's episode return at its sampled budget ``b``."""
     steps_left: torch.Tensor
     """``(B,)`` steps from the window's first state to its episode's end."""
+    reward_to_go: torch.Tensor
+    """``(B,)`` reward-to-go of the window's episode from its first state."""
+    cost_to_go: torch.Tensor
+    """``(B,)`` cost-to-go ``C_t`` of the window's episode from its first state."""
+    episode_return: torch.Tensor
+    """``(B,)`` return ``R`` of the window's episode."""
 
     def to(self, device) -> "Batch":
         return Batch(**{f.name: getattr(self, f.name).to(device) for f in dataclasses.fields(self)})
@@ -239,13 +256,43 @@ def make_batch(windows: Windows, pairs: PairSample, device="cpu") -> Batch:
         remaining_budget=t(pairs.remaining_budget),
         target=t(target),
         steps_left=t(wb.steps_left),
+        reward_to_go=t(wb.reward_to_go),
+        cost_to_go=t(wb.cost_to_go),
+        episode_return=t(wb.episode_return),
     )
 
 
-def sample_batch(rng: np.random.Generator, windows: Windows, prior: BudgetPrior, batch_size: int, device="cpu") -> Batch:
-    """``batch_size`` CTGDA pairs (rejection on the joint) turned into a ``Batch``."""
-    pairs = draw_pairs(rng, windows.cost_to_go, windows.episode_cost, prior, batch_size)
-    return make_batch(windows, pairs, device)
+def sample_batch(rng: np.random.Generator, windows: Windows, prior: BudgetPrior, batch_size: int, device="cpu",
+                 pairs: str = "ctgda") -> Batch:
+    """``batch_size`` pairs turned into a ``Batch``: CTGDA pairs (rejection on the joint), or
+    with ``pairs="hindsight"`` uniform windows labelled with their own cost-to-go."""
+    if pairs == "ctgda":
+        sample = draw_pairs(rng, windows.cost_to_go, windows.episode_cost, prior, batch_size)
+    elif pairs == "hindsight":
+        sample = hindsight_pairs(rng, windows.cost_to_go, windows.episode_cost, batch_size)
+    else:
+        raise ValueError(f"unknown pairs {pairs!r}; valid: 'ctgda', 'hindsight'")
+    return make_batch(windows, sample, device)
+
+
+def best_return_frontier(returns, costs) -> tuple[np.ndarray, np.ndarray]:
+    """``(costs, best)``: the episodes' distinct costs ascending and, for each, the best return of
+    an episode costing at most that much (``r_max(b)`` is ``best`` at the last cost ``<= b``)."""
+    r = np.asarray(returns, dtype=np.float64).reshape(-1)
+    c = np.asarray(costs, dtype=np.float64).reshape(-1)
+    if r.shape != c.shape or r.size == 0:
+        raise ValueError(f"returns and costs must be non-empty and of one length, got {r.shape} and {c.shape}")
+    order = np.argsort(c, kind="stable")
+    c_sorted, best = c[order], np.maximum.accumulate(r[order])
+    last = np.r_[c_sorted[1:] != c_sorted[:-1], True]  # the last entry of each distinct cost
+    return c_sorted[last], best[last]
+
+
+def frontier_from_state_dict(state_dict: dict) -> tuple[np.ndarray, np.ndarray] | None:
+    """The best-return frontier saved in a state dict (CDD), or ``None``."""
+    if "frontier_cost" not in state_dict:
+        return None
+    return state_dict["frontier_cost"].cpu().numpy(), state_dict["frontier_return"].cpu().numpy()
 
 
 # --------------------------------------------------------------------------------------------
@@ -260,7 +307,8 @@ class TCDP(nn.Module):
     ``TCDP.from_episodes`` resolves them from the data.
     """
 
-    def __init__(self, config: TCDPConfig, obs_dim: int, act_dim: int, normalizer: Normalizer, action_low, action_high):
+    def __init__(self, config: TCDPConfig, obs_dim: int, act_dim: int, normalizer: Normalizer, action_low, action_high,
+                 frontier: tuple[np.ndarray, np.ndarray] | None = None):
         super().__init__()
         if config.budget.b_max is None or config.budget.budget_scale is None:
             raise ValueError(
@@ -270,22 +318,41 @@ class TCDP(nn.Module):
         if normalizer.obs_dim != obs_dim:
             raise ValueError(f"normaliser has obs_dim {normalizer.obs_dim}, model has {obs_dim}")
         self.config = config
+        self.variant: Variant = get_variant(config.variant)
         self.obs_dim, self.act_dim, self.horizon = int(obs_dim), int(act_dim), config.horizon
+        needs_return_scale = self.variant.condition == "budget_return" or self.variant.energy in ("return", "reward_cost")
+        if needs_return_scale and not (config.budget.return_scale and config.budget.return_scale > 0):
+            raise ValueError(f"variant {config.variant!r} needs config.budget.return_scale > 0 "
+                             f"(TCDP.from_episodes takes it from the data), got {config.budget.return_scale}")
         size = config.backbone.size()
         self.backbone = dit_from_size(size, obs_dim, config.horizon, config.backbone.learned_pos_embed)
         time_scale = config.budget.time_scale if config.budget.condition_on_time else None
         if config.budget.condition_on_time and time_scale is None:
             raise ValueError("config.budget.time_scale must be set when condition_on_time is on "
                              "(TCDP.from_episodes takes it from the data)")
+        return_scale = config.budget.return_scale if self.variant.condition == "budget_return" else None
         self.encoder = BudgetEncoder(size.d_model, config.budget.budget_scale, config.budget.p_uncond,
-                                     time_scale=time_scale)
-        self.energy = EnergyModel(
-            config.horizon,
-            obs_dim,
-            hidden=config.energy.hidden,
-            t_embed_dim=config.energy.t_embed_dim,
-            budget_scale=config.budget.budget_scale if config.energy.budget_conditioned else None,
-        )
+                                     time_scale=time_scale, return_scale=return_scale)
+        if self.variant.energy in ("qn", "return"):
+            self.energy = EnergyModel(
+                config.horizon,
+                obs_dim,
+                hidden=config.energy.hidden,
+                t_embed_dim=config.energy.t_embed_dim,
+                budget_scale=config.budget.budget_scale if config.energy.budget_conditioned else None,
+            )
+        elif self.variant.energy == "reward_cost":
+            self.energy = RewardCostEnergy(config.horizon, obs_dim, config.budget.budget_scale,
+                                           hidden=config.energy.hidden, t_embed_dim=config.energy.t_embed_dim,
+                                           cost_weight=config.guidance.cost_weight)
+        else:
+            self.energy = None
+        if self.variant.condition == "budget_return":
+            if frontier is None:
+                raise ValueError(f"variant {config.variant!r} needs the data's best-return frontier "
+                                 "(TCDP.from_episodes computes it)")
+            self.register_buffer("frontier_cost", torch.as_tensor(np.asarray(frontier[0]), dtype=torch.float32))
+            self.register_buffer("frontier_return", torch.as_tensor(np.asarray(frontier[1]), dtype=torch.float32))
         self.inv_dyn = InverseDynamics(obs_dim, act_dim, action_low, action_high, hidden=config.inverse_dynamics.hidden)
         self.register_buffer("obs_mean", torch.as_tensor(normalizer.mean))
         self.register_buffer("obs_std", torch.as_tensor(normalizer.std))
@@ -308,12 +375,14 @@ class TCDP(nn.Module):
         if not scale > 0:
             raise ValueError(f"budget_scale resolved to {scale} (the data has no cost); set config.budget.budget_scale")
         time_scale = b.time_scale if b.time_scale is not None else float(np.max(episodes.lengths))
-        config = dataclasses.replace(
-            config, budget=dataclasses.replace(b, b_max=b_max, budget_scale=scale, time_scale=time_scale))
+        return_scale = b.return_scale if b.return_scale is not None else float(np.max(np.abs(episodes.returns)))
+        config = dataclasses.replace(config, budget=dataclasses.replace(
+            b, b_max=b_max, budget_scale=scale, time_scale=time_scale, return_scale=return_scale or 1.0))
         low = episodes.actions.min(0) if action_low is None else action_low
         high = episodes.actions.max(0) if action_high is None else action_high
         normalizer = Normalizer.fit(episodes.observations)
-        return cls(config, episodes.obs_dim, episodes.act_dim, normalizer, low, high)
+        frontier = best_return_frontier(episodes.returns, episodes.cost_returns)
+        return cls(config, episodes.obs_dim, episodes.act_dim, normalizer, low, high, frontier=frontier)
 
     @property
     def normalizer(self) -> Normalizer:
@@ -347,6 +416,7 @@ class TCDP(nn.Module):
             normalizer,
             sd["inv_dyn.action_low"].numpy(),
             sd["inv_dyn.action_high"].numpy(),
+            frontier=frontier_from_state_dict(sd),
         )
         model.load_state_dict(sd)
         return model
@@ -370,19 +440,66 @@ class TCDP(nn.Module):
 
     # ---------------------------------------------------------------- losses
 
+    def condition(self, batch: Batch, generator: torch.Generator | None = None) -> torch.Tensor:
+        """The backbone's ``(B, D)`` condition for a training batch, by variant (CFG dropout
+        applied by the encoder in training mode; the null embedding for an unconditional prior)."""
+        n = batch.remaining_budget.shape[0]
+        if self.variant.condition == "none":
+            return self.encoder.null(n)
+        target = batch.reward_to_go if self.variant.condition == "budget_return" else None
+        return self.encoder(batch.remaining_budget, generator=generator, steps_left=batch.steps_left,
+                            target_return=target)  # (B, D)
+
     def loss_diffusion(self, batch: Batch, generator: torch.Generator | None = None) -> torch.Tensor:
         """Epsilon MSE on real, non-inpainted entries; the encoder applies CFG dropout in training."""
         _, k, noise, x_k = self._noisy(batch, generator)
-        cond = self.encoder(batch.remaining_budget, generator=generator, steps_left=batch.steps_left)  # (B, D)
-        eps = self.backbone(x_k, k, cond)  # (B, H, C)
+        eps = self.backbone(x_k, k, self.condition(batch, generator))  # (B, H, C)
         return epsilon_loss(eps, noise, batch.state_mask, self.fix_mask)
 
+    def energy_targets(self, batch: Batch) -> tuple[torch.Tensor, ...]:
+        """The energy model's regression targets, by variant: the QN target (``qn``), the scaled
+        episode return (``return``), or the scaled reward-to-go and cost-to-go (``reward_cost``)."""
+        kind, b = self.variant.energy, self.config.budget
+        if kind == "qn":
+            return (batch.target,)
+        if kind == "return":
+            return (batch.episode_return / b.return_scale,)
+        if kind == "reward_cost":
+            return batch.reward_to_go / b.return_scale, batch.cost_to_go / b.budget_scale
+        return ()
+
     def loss_energy(self, batch: Batch, generator: torch.Generator | None = None) -> torch.Tensor:
-        """MSE of ``E(x_k, k, b_t)`` against the QN target (rows with a NaN target are skipped)."""
+        """MSE of the energy against its targets (rows with a NaN target are skipped); 0 for a
+        variant without an energy model."""
+        if self.energy is None:
+            return batch.remaining_budget.new_zeros(())
         _, k, _, x_k = self._noisy(batch, generator)
+        targets = self.energy_targets(batch)
+        if self.variant.energy == "reward_cost":
+            r, c = self.energy.reward(x_k, k), self.energy.cost(x_k, k)  # (B,), (B,)
+            ones = torch.ones_like(r, dtype=torch.bool)
+            return masked_mse(r, targets[0], ones) + masked_mse(c, targets[1], ones)
         value = self.energy(x_k, k, batch.remaining_budget)  # (B,)
-        ok = torch.isfinite(batch.target)
-        return masked_mse(value, torch.nan_to_num(batch.target), ok)
+        ok = torch.isfinite(targets[0])
+        return masked_mse(value, torch.nan_to_num(targets[0]), ok)
+
+    # ---------------------------------------------------------------- planning helpers
+
+    def guidance_energy(self, cost_weight: float | None = None):
+        """The object whose gradient guides sampling (``gradients(x, t, b)``), or ``None``."""
+        if self.energy is None:
+            return None
+        if isinstance(self.energy, RewardCostEnergy):
+            return self.energy.weighted(self.config.guidance.cost_weight if cost_weight is None else cost_weight)
+        return self.energy
+
+    def target_return(self, budget: torch.Tensor) -> torch.Tensor:
+        """``r_max(b)``: the best return of a data episode with ``C <= b`` (the cheapest
+        episode's best return when none is that cheap), ``(N,)``. CDD's return condition."""
+        if self.variant.condition != "budget_return":
+            raise ValueError(f"variant {self.config.variant!r} has no return condition")
+        idx = torch.searchsorted(self.frontier_cost, budget.to(self.frontier_cost.dtype).contiguous(), right=True) - 1
+        return self.frontier_return[idx.clamp_min(0)]
 
     def loss_inv(self, batch: Batch) -> torch.Tensor:
         """Inverse dynamics MSE on real transitions ``(s_k, s_{k+1}) -> a_k`` of the windows."""

@@ -42,6 +42,8 @@ class PlannerConfig:
     """CFG scale on the budget; ``None``: ``model.config.guidance.w_cfg``."""
     beta: float | None = None
     """Energy guidance scale; ``None``: ``model.config.guidance.beta``."""
+    cost_weight: float | None = None
+    """TREBI's cost penalty ``n``; ``None``: ``model.config.guidance.cost_weight``."""
     warm_start_level: float = 0.5
     """Warm start noises the previous plan to step ``round(level * (K - 1))`` and runs only that
     share of the sampling steps; in ``(0, 1]``."""
@@ -93,6 +95,13 @@ class Planner:
         self.sampler = get_sampler(config.sampler or mc.diffusion.sampler)
         self.w_cfg = mc.guidance.w_cfg if config.w_cfg is None else config.w_cfg
         self.beta = mc.guidance.beta if config.beta is None else config.beta
+        # A variant without a condition samples its unconditional prior (CFG off); one without an
+        # energy model has no classifier guidance and picks among samples at random (the first).
+        if not model.variant.uses_cfg:
+            self.w_cfg = 0.0
+        if not model.variant.uses_energy:
+            self.beta = 0.0
+        self.energy = model.guidance_energy(config.cost_weight)
         self.clip_x0 = mc.diffusion.clip_x0
         k = mc.diffusion.n_diffusion_steps
         steps = config.sampling_steps or mc.diffusion.sampling_steps
@@ -103,19 +112,21 @@ class Planner:
             raise ValueError(f"warm_shift ({config.warm_shift}) must be smaller than the horizon ({mc.horizon})")
 
     def plan(self, obs, remaining_budget, generator: torch.Generator | int | None = None, warm_start: Plan | None = None,
-             steps_left=None) -> Plan:
+             steps_left=None, target_return=None) -> Plan:
         """Plan for ``B`` environments: ``obs (B, obs_dim)``, ``remaining_budget (B,)`` (clipped at 0),
-        ``steps_left (B,)`` in the episode (``None``: a whole episode, the model's time scale)."""
+        ``steps_left (B,)`` in the episode (``None``: a whole episode, the model's time scale),
+        ``target_return (B,)`` for a variant conditioned on a return (``None``: ``r_max`` of the
+        remaining budget)."""
         m = self.model
         was_training = m.training
         m.eval()
         try:
             with torch.inference_mode():
-                return self._plan(obs, remaining_budget, generator, warm_start, steps_left)
+                return self._plan(obs, remaining_budget, generator, warm_start, steps_left, target_return)
         finally:
             m.train(was_training)
 
-    def _plan(self, obs, remaining_budget, generator, warm_start, steps_left) -> Plan:
+    def _plan(self, obs, remaining_budget, generator, warm_start, steps_left, target_return) -> Plan:
         m, s = self.model, self.config.n_samples
         device = m.obs_mean.device
         obs_t = torch.as_tensor(np.asarray(obs), dtype=torch.float32, device=device)
@@ -150,12 +161,24 @@ class Planner:
         if left.shape[0] != n_env:
             raise ValueError(f"steps_left must have shape ({n_env},), got {left.shape}")
         left_t = torch.as_tensor(left, dtype=torch.float32, device=device).repeat_interleave(s)  # (B*S,)
-        model_fn = guided_eps(m.backbone, m.encoder, budget, m.alphas_cumprod, self.w_cfg, self.beta, m.energy,
-                              steps_left=left_t)
+        target = None
+        if m.variant.condition == "budget_return":
+            if target_return is None:
+                target = m.target_return(b_env)  # (B,)
+            else:
+                target = torch.as_tensor(np.asarray(target_return), dtype=torch.float32, device=device).reshape(-1)
+                if target.shape[0] != n_env:
+                    raise ValueError(f"target_return must have shape ({n_env},), got {tuple(target.shape)}")
+            target = target.clamp_min(0.0).repeat_interleave(s)  # (B*S,)
+        model_fn = guided_eps(m.backbone, m.encoder, budget, m.alphas_cumprod, self.w_cfg, self.beta, self.energy,
+                              steps_left=left_t, target_return=target)
         x = self.sampler(model_fn, x, m.alphas_cumprod, timesteps, m.fix_mask, x0_known, self.clip_x0)  # (B*S, H, C)
 
         t_clean = torch.zeros(n_env * s, dtype=torch.long, device=device)
-        values = m.energy(x, t_clean, budget).reshape(n_env, s)  # (B, S)
+        if self.energy is None:
+            values = torch.zeros(n_env, s, device=device)  # (B, S) no value model: the first sample
+        else:
+            values = self.energy(x, t_clean, budget).reshape(n_env, s)  # (B, S)
         chosen = values.argmax(dim=1)  # (B,)
         xs = x.reshape(n_env, s, h, c)  # (B, S, H, C)
         best = xs[torch.arange(n_env, device=device), chosen]  # (B, H, C)

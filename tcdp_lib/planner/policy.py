@@ -54,6 +54,7 @@ class TCDPPolicy:
         self.n_envs = check_n_envs(n_envs)
         self.budget = float(budget)
         self.spent = np.zeros(self.n_envs)
+        self.collected = np.zeros(self.n_envs)
         self.t = 0
         self.last_plan = None
         device = self.model.obs_mean.device
@@ -71,12 +72,20 @@ class TCDPPolicy:
     def act(self, obs, reward, cost) -> np.ndarray:
         obs, reward, cost = check_step_inputs(obs, reward, cost, self.n_envs, self.model.obs_dim)
         self.spent += cost
+        self.collected += reward
         offset = self.t % self.config.replan_every
         if offset == 0 or self.last_plan is None:
             warm = self.last_plan if self.config.warm_start else None
+            target = None
+            if self.model.variant.condition == "budget_return":
+                # CDD: r_max of the episode budget, less the reward already collected (as CDT does)
+                r_max = self.model.target_return(
+                    torch.full((self.n_envs,), self.budget, device=self.model.obs_mean.device)).cpu().numpy()
+                target = np.maximum(r_max - self.collected, 0.0)
             self.last_plan = self.planner.plan(obs, online_remaining_budget(self.budget, self.spent),
                                                generator=self.generator, warm_start=warm,
-                                               steps_left=np.full(self.n_envs, self.episode_steps - self.t))
+                                               steps_left=np.full(self.n_envs, self.episode_steps - self.t),
+                                               target_return=target)
             actions = self.last_plan.actions
         else:
             actions = self._follow(obs, offset)

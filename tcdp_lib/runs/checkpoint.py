@@ -7,39 +7,10 @@ interrupted run resumes where it stopped.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-import torch
-
-from tcdp_lib.method.model import TCDP, TCDPConfig
-
-
-class CheckpointError(ValueError):
-    """A checkpoint is missing, unreadable, or of another task."""
-
-
-def atomic_save(obj, path: Path) -> None:
-    """``torch.save`` to a temporary file, then rename: a crash never leaves half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def safe_load(path: Path, map_location="cpu") -> dict:
-    """Load a checkpoint without executing code from it (``weights_only=True``)."""
-    path = Path(path)
-    if not path.exists():
-        raise CheckpointError(f"checkpoint {path} does not exist")
-    try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # noqa: BLE001 - unpickling refusals and corrupt files alike
-        raise CheckpointError(f"cannot read checkpoint {path}: {type(err).__name__}: {err}") from err
+from tcdp_lib.files import CheckpointError, atomic_save, safe_load  # noqa: F401  (the runs layer's file API)
+from tcdp_lib.method.model import TCDP, TCDPConfig, frontier_from_state_dict
 
 
 def model_payload(model: TCDP, task: str, run_config: dict) -> dict:
@@ -62,6 +33,7 @@ def model_from_payload(payload: dict) -> TCDP:
         TCDPConfig.from_dict(payload["model_config"]), payload["obs_dim"], payload["act_dim"],
         Normalizer(sd["obs_mean"].numpy(), sd["obs_std"].numpy()),
         sd["inv_dyn.action_low"].numpy(), sd["inv_dyn.action_high"].numpy(),
+        frontier=frontier_from_state_dict(sd),
     )
     model.load_state_dict(sd)
     return model

@@ -221,7 +221,7 @@ def train_tcdp(
     t_last = time.time()
     try:
         while step < cfg.steps:
-            batch = sample_batch(rng, windows, prior, cfg.batch_size, device)
+            batch = sample_batch(rng, windows, prior, cfg.batch_size, device, pairs=model.variant.pairs)
             l_diff = model.loss_diffusion(batch, generator=gen)
             l_energy = model.loss_energy(batch, generator=gen)
             l_inv = model.loss_inv(batch)

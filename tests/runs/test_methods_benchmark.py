@@ -1,0 +1,111 @@
+"""Every method through the same train / load / evaluate calls, and the resumable benchmark grid."""
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+import tcdp_lib.runs.benchmark as bench
+from tcdp_lib.baselines import PerBudgetPolicy
+from tcdp_lib.cli import main
+from tcdp_lib.data.dataset import load_dataset
+from tcdp_lib.files import CheckpointError
+from tcdp_lib.runs.benchmark import PRESETS, benchmark_table, format_table, results_frame, run_benchmark, write_table
+from tcdp_lib.runs.methods import load_policy, method_of, train_method
+
+SMOKE = dataclasses.replace(PRESETS["smoke"], episodes=1, n_envs=1)
+
+
+@pytest.fixture(scope="module")
+def grid(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench")
+    return out, run_benchmark(SMOKE, out, progress=False)
+
+
+def test_every_cell_writes_its_result(grid):
+    out, results = grid
+    assert [r["cell"]["method"] for r in results] == list(SMOKE.methods)
+    for r in results:
+        cell_dir = bench.cell_dir(out, r["cell"])
+        assert json.loads((cell_dir / "result.json").read_text()) == r
+        assert (cell_dir / "eval" / "episodes.csv").exists()
+        assert [s["budget"] for s in r["summary"]] == [10.0, 20.0, 40.0]
+        assert all(np.isfinite(s["normalized_reward"]) and s["normalized_cost"] >= 0 for s in r["summary"])
+        assert r["train_wall_time_s"] > 0 and r["eval_wall_time_s"] > 0
+
+
+def test_finished_cells_are_not_run_again(grid, monkeypatch):
+    out, results = grid
+
+    def fail(*a, **k):
+        raise AssertionError("a finished cell ran again")
+
+    monkeypatch.setattr(bench, "run_cell", fail)
+    assert run_benchmark(SMOKE, out, progress=False) == results
+    # another cell config (more episodes) is a new cell: it runs
+    with pytest.raises(AssertionError, match="ran again"):
+        run_benchmark(dataclasses.replace(SMOKE, episodes=2), out, progress=False)
+
+
+def test_table_has_every_method_budget_and_the_average(grid, tmp_path):
+    _, results = grid
+    table = benchmark_table(results_frame(results), SMOKE.methods)
+    rows = table[table["task"] != "average"]
+    assert len(rows) == 3 * len(SMOKE.methods)
+    assert set(table.loc[table["task"] == "average", "method"]) == set(SMOKE.methods)
+    for m in SMOKE.methods:
+        mean = rows.loc[rows["method"] == m, "reward"].mean()
+        avg = table.loc[(table["task"] == "average") & (table["method"] == m), "reward"].item()
+        assert avg == pytest.approx(mean)
+    assert (table["safe"] == (table["cost"] <= 1.0)).all()
+    wide = format_table(table)
+    assert list(wide.columns) == list(SMOKE.methods) and wide.index[-1][0] == "average"
+    csv, js = write_table(table, tmp_path)
+    assert len(json.loads(js.read_text())) == len(table) and csv.read_text().startswith("task,budget,method")
+
+
+def test_load_policy_checks_task_and_method(grid):
+    out, results = grid
+    cdt = bench.cell_dir(out, results[-1]["cell"]) / "train"
+    bc = bench.cell_dir(out, results[-2]["cell"]) / "train"
+    tcdp = bench.cell_dir(out, results[0]["cell"]) / "train" / "model.pt"
+    assert method_of(cdt) == "cdt" and method_of(bc) == "bc_safe" and method_of(tcdp) == "tcdp"
+    assert isinstance(load_policy(bc, "OfflineBallCircle-v0")(0), PerBudgetPolicy)
+    with pytest.raises(CheckpointError, match="not on 'OfflineBallRun-v0'"):
+        load_policy(cdt, "OfflineBallRun-v0")
+    with pytest.raises(CheckpointError, match="not on the requested task"):
+        load_policy(tcdp, "OfflineBallRun-v0")
+    with pytest.raises(CheckpointError, match="not the requested method 'cdd'"):
+        load_policy(tcdp, "OfflineBallCircle-v0", method="cdd")
+
+
+def test_per_budget_policy_refuses_an_untrained_budget(grid):
+    out, results = grid
+    policy = load_policy(bench.cell_dir(out, results[-2]["cell"]) / "train", "OfflineBallCircle-v0")(0)
+    with pytest.raises(ValueError, match="trained budgets: \\[10.0, 20.0, 40.0\\]"):
+        policy.reset(1, 15.0)
+    with pytest.raises(RuntimeError, match="reset"):
+        PerBudgetPolicy({10.0: object()}).act(np.zeros((1, 8)), np.zeros(1), np.zeros(1))
+
+
+def test_cli_trains_and_evaluates_a_baseline(small_file, tmp_path, capsys):
+    path, _ = small_file
+    run = tmp_path / "bc"
+    assert main(["train", "OfflineBallCircle-v0", "--method", "bc_safe", "--dataset", str(path), "--steps", "5",
+                 "--out", str(run), "--quiet"]) == 0
+    assert sorted(p.name for p in run.iterdir()) == ["b10.pt", "b20.pt", "b40.pt", "method.json"]
+    assert main(["evaluate", "OfflineBallCircle-v0", "--model", str(run), "--dataset", str(path), "--seeds", "0",
+                 "--episodes", "1", "--n-envs", "1", "--quiet"]) == 0
+    summary = json.loads((run / "eval" / "summary.json").read_text())
+    assert summary["method"] == "bc_safe" and len(summary["summary"]) == 3
+    assert "norm. reward" in capsys.readouterr().out
+
+
+def test_a_finished_baseline_run_is_not_retrained(small_file, tmp_path):
+    path, _ = small_file
+    ds = load_dataset("OfflineBallCircle-v0", path)
+    first = train_method("cdt", ds, tmp_path / "cdt", steps=3, progress=False)
+    stamp = (tmp_path / "cdt" / "model.pt").stat().st_mtime_ns
+    assert train_method("cdt", ds, tmp_path / "cdt", steps=3, progress=False) == first
+    assert (tmp_path / "cdt" / "model.pt").stat().st_mtime_ns == stamp
