@@ -21,3 +21,6 @@ CHECKPOINT_DIR = DATA_DIR / "checkpoints"
 def shipped_model(task: str) -> Path:
     """The shipped TCDP model file of ``task`` (it may not exist)."""
     return CHECKPOINT_DIR / task / "model.pt"
+
+BENCHMARK_DIR = DATA_DIR / "benchmark"
+"""Shipped benchmark results: one ``result.json`` per cell (task / method / seed)."""

@@ -301,3 +301,51 @@ def budget_sweep_curve(points, dataset, title: str = ""):
     fig.update_yaxes(title_text="episode reward R", row=1, col=2)
     fig.update_layout(title=title or f"{dataset.task.task_id}: budget sweep", template="plotly_white", height=420)
     return fig
+
+
+METHOD_COLORS = {"tcdp": "#d62728", "trebi": "#9467bd", "cdd": "#1f77b4", "bc_safe": "#2ca02c", "cdt": "#ff7f0e"}
+BUDGET_SYMBOLS = ("circle", "square", "diamond")
+
+
+def benchmark_scatter(dataset, frame, title: str = ""):
+    """Each method at each budget (mean episode cost and reward over its seeds) over the
+    dataset's episodes, with the budget lines and the dataset's feasible frontier.
+
+    ``frame``: ``runs.benchmark.results_frame`` rows of this task."""
+    import plotly.graph_objects as go
+
+    fig = cost_reward_scatter(dataset, title or f"{dataset.task.task_id}: methods against the data")
+    fig.data[0].marker.color = "rgba(150,150,150,0.35)"
+    fig.data[0].name = "dataset episodes"
+    means = frame.groupby(["method", "budget"], sort=False)[["cost", "reward"]].mean().reset_index()
+    for method, rows in means.groupby("method", sort=False):
+        fig.add_trace(go.Scatter(
+            x=rows["cost"], y=rows["reward"], mode="markers+lines", name=method,
+            line=dict(color=METHOD_COLORS.get(method), width=1, dash="dot"),
+            marker=dict(size=11, color=METHOD_COLORS.get(method), line=dict(color="white", width=1),
+                        symbol=[BUDGET_SYMBOLS[i % 3] for i in range(len(rows))]),
+            text=[f"b={b:g}" for b in rows["budget"]],
+            hovertemplate=f"{method} %{{text}}<br>cost %{{x:.1f}}<br>reward %{{y:.1f}}<extra></extra>",
+        ))
+    return fig
+
+
+def benchmark_bars(table, task: str, title: str = ""):
+    """Normalised reward and cost of every method per budget for one task (``benchmark_table``
+    rows), the cost threshold 1 drawn; error bars are the standard deviation over seeds."""
+    from plotly.subplots import make_subplots
+    import plotly.graph_objects as go
+
+    rows = table[table["task"] == task]
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("normalised reward", "normalised cost (safe <= 1)"))
+    for method, r in rows.groupby("method", sort=False, observed=True):
+        x = [f"b={b:g}" for b in r["budget"]]
+        color = METHOD_COLORS.get(str(method))
+        fig.add_trace(go.Bar(x=x, y=r["reward"], name=str(method), marker_color=color, legendgroup=str(method),
+                             error_y=dict(type="data", array=r["reward_std"].fillna(0))), row=1, col=1)
+        fig.add_trace(go.Bar(x=x, y=r["cost"], name=str(method), marker_color=color, legendgroup=str(method),
+                             showlegend=False, error_y=dict(type="data", array=r["cost_std"].fillna(0))),
+                      row=1, col=2)
+    fig.add_hline(y=1.0, line=dict(color="black", dash="dash"), row=1, col=2)
+    fig.update_layout(barmode="group", title=title or task, template="plotly_white", height=380)
+    return fig

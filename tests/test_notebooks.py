@@ -105,3 +105,12 @@ def test_budget_planner_notebook_records_latency_sweep_and_rollout(smoke_report)
     assert ro["frames"] >= 2 and ro["plans_kept"] >= 1
     assert figs["plan"]["finite"] and figs["plan"]["n_samples"] >= 1
     assert figs["panel"] is not None and 0 < figs["panel"]["plan_s"] <= figs["panel"]["total_s"]
+
+
+def test_benchmark_notebook_tabulates_every_method(smoke_report):
+    figs = _figs(smoke_report, "06_benchmark")
+    assert figs["methods"] == ["tcdp", "trebi", "cdd", "bc_safe", "cdt"] and figs["cells"] == 5
+    rows = [r for r in figs["table"] if r["task"] != "average"]
+    assert len(rows) == 3 * 5
+    assert all(r["safe"] == (r["cost"] <= 1.0) for r in figs["table"])
+    assert (smoke_report / "benchmark_table.csv").exists() and (smoke_report / "benchmark_table.json").exists()
