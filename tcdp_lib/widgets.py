@@ -8,7 +8,9 @@ slider is released, not while it moves.
 The figures go to two IPython display areas (``display(..., display_id=True)``) that each
 release updates in place, not to ``ipywidgets.Output`` widgets: headless runs (papermill,
 nbclient) imitate an Output widget by sending its state back to the kernel, and executions
-that do so can hang (jupyter/nbclient#312); display updates are plain output messages.
+that do so can hang (jupyter/nbclient#312); display updates are plain output messages, and an
+exported report keeps the last figures. JupyterLab's plotly renderer ignores updates of a figure
+it has drawn: see :meth:`BudgetPlannerPanel._show`.
 
 Importing this module loads ipywidgets only; torch, the simulators and the library's planning
 code load when a panel is built. Nothing in ``tcdp_lib`` imports this module.
@@ -138,12 +140,20 @@ class BudgetPlannerPanel:
     def _show(area, fig) -> None:
         """Replace the figure in a display area (nothing without a display or a figure).
 
+        JupyterLab's plotly renderer (jupyterlab-plotly) draws once: re-rendering an output that
+        already holds a graph returns at once (plotly/plotly.py#3053), so updating the plotly
+        mimetype in place leaves the old figure on screen. JupyterLab reuses an output's renderer
+        only while its preferred mimetype stays the same, so the area first becomes a blank HTML
+        block of the figure's height and then the figure, which gets a fresh renderer. Headless
+        runs (papermill) keep the last update only.
+
         The figure's mime bundle is sent raw: a plotly figure displays itself through
         ``_ipython_display_``, which would append a new output instead of updating this one.
         """
         from tcdp_lib.plots import mime_bundle
 
         if area is not None and fig is not None:
+            area.update({"text/html": f'<div style="height: {fig.layout.height or 450}px"></div>'}, raw=True)
             area.update(mime_bundle(fig), raw=True)
 
     def update(self):
