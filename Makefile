@@ -16,9 +16,10 @@ export SDL_VIDEODRIVER ?= dummy
 
 install: $(STAMP)
 
-# Stage 1 resolves normally; stage 2 installs dsrl, safety-gymnasium and bullet-safety-gym
-# with --no-deps, because their metadata pins cannot install on Python 3.11 (see the comment
-# at the top of requirements-nodeps.txt). Their real dependencies are pinned in stage 1.
+# Stage 1 resolves normally; stage 2 installs dsrl, safety-gymnasium, bullet-safety-gym and
+# metadrive-simulator with --no-deps, because their metadata pins cannot install on Python 3.11
+# (see the comment at the top of requirements-nodeps.txt). Their real dependencies are pinned
+# in stage 1.
 $(STAMP): requirements.txt requirements-nodeps.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required, found " + sys.version)'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

@@ -79,7 +79,7 @@ def test_import_is_silent_and_lazy():
         assert "dsrl" not in sys.modules and "gym" not in sys.modules, "heavy import at import time"
         from tcdp_lib.data import compat
         status = compat.apply()
-        assert status["bullet"] is None and status["safety_gymnasium"] is None, status
+        assert status == {"bullet": None, "safety_gymnasium": None, "metadrive": None}, status
     """)
     assert res.returncode == 0, res.stderr
     assert res.stdout == "" and res.stderr == ""
@@ -132,3 +132,64 @@ def test_a_missing_simulator_package_is_reported_with_its_name():
     """)
     assert res.returncode == 0, res.stderr
     assert "needs the bullet family (package bullet-safety-gym)" in res.stdout
+
+
+def test_metadrive_import_fails_on_gym_026_without_the_register_fix():
+    res = run_py("import metadrive")
+    assert res.returncode != 0
+    assert "'dict' object has no attribute 'env_specs'" in res.stderr
+
+
+def test_metadrive_imports_with_the_register_fix():
+    res = run_py("""
+        from tcdp_lib.data import compat
+        compat.fix_metadrive_register()
+        import gym, metadrive
+        print(metadrive.SafeMetaDriveEnv.__name__, "MetaDrive-validation-v0" in gym.envs.registry)
+    """)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == ["SafeMetaDriveEnv", "False"]  # MetaDrive's own ids are not needed
+
+
+# dsrl's MetaDrive env through the old gym registry, stepped once (its lidar uses np.bool).
+METADRIVE_STEP = """
+import warnings
+warnings.simplefilter("ignore")
+import gym, numpy
+import dsrl.offline_metadrive
+env = gym.make("OfflineMetadrive-easysparse-v0")
+env.reset(seed=0)
+env.step(numpy.zeros(2, numpy.float32))
+env.close()
+print("stepped", hasattr(numpy, "float"), hasattr(numpy, "bool"))
+"""
+
+
+def test_metadrive_fails_on_numpy_126_without_the_alias_fix():
+    res = run_py("from tcdp_lib.data import compat; compat.fix_metadrive_register()\n" + METADRIVE_STEP)
+    assert res.returncode != 0
+    assert "module 'numpy' has no attribute" in res.stderr
+
+
+def test_metadrive_works_with_the_alias_fix_and_numpy_is_unchanged():
+    res = run_py("from tcdp_lib.data import compat\n"
+                 "compat.fix_metadrive_register(); compat.fix_metadrive_numpy_aliases()\n" + METADRIVE_STEP)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split()[-3:] == ["stepped", "False", "False"]  # the aliases stay out of numpy
+
+
+def test_the_alias_fix_reaches_metadrive_modules_imported_before_and_after_it():
+    res = run_py("""
+        import sys
+        from tcdp_lib.data import compat
+        compat.fix_metadrive_register()
+        import metadrive  # imports most of MetaDrive, the lidar and math helpers included
+        assert "metadrive.obs.top_down_renderer" not in sys.modules  # imported at the first render
+        compat.fix_metadrive_numpy_aliases()
+        import metadrive.utils.math_utils as before
+        import metadrive.obs.top_down_renderer as after
+        import numpy
+        print(before.np.float is float, after.np.bool is bool, after.np.zeros is numpy.zeros)
+    """)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split()[-3:] == ["True", "True", "True"]

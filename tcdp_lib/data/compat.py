@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import importlib.abc
+import importlib.machinery
+import importlib.util
 import io
 import os
 import sys
+import types
 import warnings
 
 _APPLIED: set[str] = set()
@@ -109,6 +113,97 @@ def fix_bullet_stream_redirect() -> None:
     _APPLIED.add("bullet_stream")
 
 
+# numpy names MetaDrive 0.2.6.0 still uses, removed in numpy 1.24: the builtins they aliased.
+_REMOVED_NUMPY_ALIASES = {"bool": bool, "float": float, "int": int, "object": object, "complex": complex,
+                          "str": str}
+
+
+class _NumpyWithAliases(types.ModuleType):
+    """numpy, plus the removed aliases of :data:`_REMOVED_NUMPY_ALIASES`; everything else is numpy's."""
+
+    def __init__(self, numpy_module):
+        super().__init__("numpy", numpy_module.__doc__)
+        self.__dict__.update(_REMOVED_NUMPY_ALIASES)
+        self._numpy = numpy_module
+
+    def __getattr__(self, name):  # only for names not yet looked up: each is then kept here
+        value = getattr(self._numpy, name)
+        setattr(self, name, value)
+        return value
+
+
+def _give_numpy_aliases(module, proxy) -> None:
+    import numpy
+
+    for name, value in list(vars(module).items()):
+        if value is numpy:
+            setattr(module, name, proxy)
+
+
+class _MetaDriveModuleFinder(importlib.abc.MetaPathFinder):
+    """Finds ``metadrive`` modules as usual; each, once executed, gets numpy with the old aliases."""
+
+    def __init__(self, proxy):
+        self.proxy = proxy
+
+    def find_spec(self, fullname, path, target=None):
+        if fullname != "metadrive" and not fullname.startswith("metadrive."):
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
+            return spec
+        exec_module, proxy = spec.loader.exec_module, self.proxy
+
+        def exec_then_alias(module):
+            exec_module(module)
+            _give_numpy_aliases(module, proxy)
+
+        spec.loader.exec_module = exec_then_alias  # this loader instance serves this module only
+        return spec
+
+
+def fix_metadrive_numpy_aliases() -> None:
+    """MetaDrive 0.2.6.0 with numpy 1.26: ``AttributeError: module 'numpy' has no attribute 'bool'``.
+
+    Cause: MetaDrive calls ``np.bool`` (the lidar, at every step), ``np.float`` and ``np.int``
+    (its config and math helpers), aliases of the builtins that numpy 1.24 removed. numpy
+    itself is left alone: each ``metadrive`` module, once imported, has its ``np`` replaced by
+    a stand-in that adds those aliases and forwards every other name to numpy. A finder ahead
+    of the usual ones does it for the modules imported later (MetaDrive imports some lazily),
+    and modules already imported are done at once. The aliases are only used inside functions,
+    so replacing the name after the module ran is enough.
+    """
+    if "md_numpy" in _APPLIED:
+        return
+    if importlib.util.find_spec("metadrive") is None:
+        return
+    import numpy
+
+    proxy = _NumpyWithAliases(numpy)
+    for name, module in list(sys.modules.items()):
+        if module is not None and (name == "metadrive" or name.startswith("metadrive.")):
+            _give_numpy_aliases(module, proxy)
+    sys.meta_path.insert(0, _MetaDriveModuleFinder(proxy))
+    _APPLIED.add("md_numpy")
+
+
+def fix_metadrive_register() -> None:
+    """MetaDrive 0.2.6.0 with gym 0.26: ``AttributeError: 'dict' object has no attribute 'env_specs'``.
+
+    Cause: ``metadrive/__init__.py`` imports ``metadrive.register``, which registers MetaDrive's
+    own ``MetaDrive-*`` ids through gym's pre-0.26 ``registry.env_specs``; in gym 0.26 the
+    registry is a plain dict. dsrl registers the ``OfflineMetadrive-*`` ids itself, so that
+    module is not needed: an empty module stands in for it, before ``metadrive`` is imported.
+    """
+    if "md_register" in _APPLIED:
+        return
+    if "metadrive.register" not in sys.modules and importlib.util.find_spec("metadrive") is not None:
+        stub = types.ModuleType("metadrive.register", "Stands in for MetaDrive's gym<0.26 registrations "
+                                "(see tcdp_lib.data.compat.fix_metadrive_register).")
+        sys.modules["metadrive.register"] = stub
+    _APPLIED.add("md_register")
+
+
 def import_dsrl_families() -> dict[str, str | None]:
     """Import each dsrl family on its own and record which failed.
 
@@ -138,6 +233,12 @@ def apply() -> dict[str, str | None]:
     # MuJoCo picks its GL backend when first imported (dsrl imports it): EGL renders offscreen
     # on a CPU machine without a display; a user's own MUJOCO_GL wins.
     os.environ.setdefault("MUJOCO_GL", "egl")
+    # pygame (MetaDrive's top-down renderer) greets on stdout when imported, and opens its
+    # display through SDL: no greeting, and SDL's offscreen driver unless the user chose one.
+    os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
     fix_safety_gymnasium_colors()
     fix_bullet_stream_redirect()
+    fix_metadrive_register()
+    fix_metadrive_numpy_aliases()
     return import_dsrl_families()

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from tcdp_lib.data.dataset import Dataset
-from tcdp_lib.data.envs import make_env, seeded_reset
+from tcdp_lib.data.envs import make_env, max_live_envs, seeded_reset
 
 
 @dataclass(frozen=True)
@@ -57,12 +57,14 @@ def run_episodes(task: str, policy, budget: float, n_episodes: int, seed: int, n
     """Roll out ``n_episodes`` of ``policy`` at ``budget`` in batches of ``n_envs`` environments.
 
     Environment ``i`` of the evaluation is reset with seed ``1000 * seed + i``. Returns raw
-    ``{"episode", "reward", "cost", "length"}`` records.
+    ``{"episode", "reward", "cost", "length"}`` records. A family that allows fewer live
+    environments per process runs in smaller batches (MetaDrive: one at a time; see
+    :func:`~tcdp_lib.data.envs.max_live_envs`); episode ``i`` keeps its reset seed.
     """
     if n_episodes < 1:
         raise ValueError(f"n_episodes must be >= 1, got {n_episodes}")
     out = []
-    envs = [make_env(task) for _ in range(min(n_envs, n_episodes))]
+    envs = [make_env(task) for _ in range(max_live_envs(task, min(n_envs, n_episodes)))]
     try:
         for first in range(0, n_episodes, len(envs)):
             batch = envs[: min(len(envs), n_episodes - first)]
