@@ -105,3 +105,16 @@ def test_best_feasible_indices_are_the_top_rewards_within_budget():
     assert best_feasible_indices(costs, rewards, 10.0, 2).tolist() == [1, 4]
     assert best_feasible_indices(costs, rewards, 10.0, 10).tolist() == [1, 4, 3, 0]
     assert best_feasible_indices(costs, rewards, -1.0, 3).tolist() == []
+
+
+def test_tiny_metadrive_run_writes_a_loadable_dataset(tmp_path):
+    # MetaDrive allows one live environment per process: the training stages and the mixture
+    # episodes each make and close their own.
+    task = "OfflineMetadrive-easysparse-v0"
+    cfg = recipe(task, phases=(Phase(1024), Phase(1024, 5.0, 40.0)), **{**TINY, "mixture_episodes": 2})
+    out = tmp_path / f"{task}.hdf5"
+    res = generate_dataset(cfg, out, tmp_path / "work", progress=False)
+    ds = load_dataset(task, out)
+    assert ds.episodes.num_episodes == res.num_episodes_kept > 2
+    assert ds.episodes.observations.shape[1] == 259 and ds.meta.budgets == (10.0, 20.0, 40.0)
+    assert ds.meta.generator["mixture"]["episodes"] == 2
