@@ -117,6 +117,10 @@ def _cmd_benchmark(args) -> int:
     results = run_benchmark(cfg, out, progress=not args.quiet)
     table = benchmark_table(results_frame(results), cfg.methods)
     csv, _ = write_table(table, out)
+    if args.export:
+        from tcdp_lib.runs.benchmark import export_results
+
+        print(f"exported {len(export_results(results, Path(args.export)))} cell results to {args.export}")
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(format_table(table))
     print(f"table: {csv}")
@@ -224,6 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--diffusion-steps", type=int, default=None, help="training steps of the diffusion planners")
     b.add_argument("--baseline-steps", type=int, default=None, help="training steps of BC-Safe and CDT")
     b.add_argument("--out", default=None, help="results folder (default: runs/benchmark/PRESET); finished cells are kept")
+    b.add_argument("--export", default=None,
+                   help="also copy each cell's result.json there (e.g. data/benchmark, what the main job reads)")
     b.add_argument("--threads", type=int, default=None)
     b.add_argument("--quiet", action="store_true")
     b.set_defaults(func=_cmd_benchmark)

@@ -11,7 +11,8 @@ from tcdp_lib.baselines import PerBudgetPolicy
 from tcdp_lib.cli import main
 from tcdp_lib.data.dataset import load_dataset
 from tcdp_lib.files import CheckpointError
-from tcdp_lib.runs.benchmark import PRESETS, benchmark_table, format_table, results_frame, run_benchmark, write_table
+from tcdp_lib.runs.benchmark import (PRESETS, benchmark_table, collect_results, export_results, format_table,
+                                     results_frame, run_benchmark, write_table)
 from tcdp_lib.runs.methods import load_policy, method_of, train_method
 
 SMOKE = dataclasses.replace(PRESETS["smoke"], episodes=1, n_envs=1)
@@ -109,3 +110,11 @@ def test_a_finished_baseline_run_is_not_retrained(small_file, tmp_path):
     stamp = (tmp_path / "cdt" / "model.pt").stat().st_mtime_ns
     assert train_method("cdt", ds, tmp_path / "cdt", steps=3, progress=False) == first
     assert (tmp_path / "cdt" / "model.pt").stat().st_mtime_ns == stamp
+
+
+def test_exported_results_read_back_as_the_same_table(grid, tmp_path):
+    _, results = grid
+    export_results(results, tmp_path / "shipped")
+    assert not list((tmp_path / "shipped").rglob("*.pt"))  # results only, no models
+    back = collect_results(tmp_path / "shipped")
+    assert sorted(json.dumps(r, sort_keys=True) for r in back) == sorted(json.dumps(r, sort_keys=True) for r in results)
