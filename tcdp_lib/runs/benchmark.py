@@ -52,11 +52,15 @@ class BenchmarkConfig:
     ``cost_weight``, ...); a method not named plans with its model config's guidance."""
 
     def cells(self) -> list[dict]:
-        """Every cell's config, in run order (task, then seed, then method)."""
-        common = {k: getattr(self, k) for k in ("episodes", "n_envs", "diffusion_steps", "baseline_steps",
-                                               "smoke", "budgets")}
+        """Every cell's config, in run order (task, then seed, then method). A cell holds only
+        what changes its result: its own training steps and planning overrides."""
+        from tcdp_lib.method.variants import VARIANTS
+
+        common = {k: getattr(self, k) for k in ("episodes", "n_envs", "smoke", "budgets")}
         planning = self.planning or {}
-        return [{"method": m, "task": t, "seed": int(s), **common, "planning": dict(planning.get(m, {}))}
+        return [{"method": m, "task": t, "seed": int(s),
+                 "steps": self.diffusion_steps if m in VARIANTS else self.baseline_steps,
+                 **common, "planning": dict(planning.get(m, {}))}
                 for t in self.tasks for s in self.seeds for m in self.methods]
 
     @classmethod
@@ -72,10 +76,11 @@ PRESETS: dict[str, BenchmarkConfig] = {
     "smoke": BenchmarkConfig(tasks=("OfflineBallCircle-v0",), episodes=2, n_envs=2, smoke=True,
                              diffusion_steps=20, baseline_steps=20),
     # The shipped results (data/benchmark/): TrainConfig's 6000 steps for every diffusion planner,
-    # the baselines' own defaults, one training seed, 20 episodes per budget. TREBI's guidance was
+    # one training seed, 20 episodes per budget. TREBI's guidance was
     # chosen on BallCircle from beta in {0.1, 1, 5, 20} x n in {10, 50}: with beta 0.1 its cost
-    # did not depend on the budget; CDD keeps TCDP's w_cfg (1.5 and 8 were no safer).
-    "full": BenchmarkConfig(planning={"trebi": {"beta": 5.0, "cost_weight": 10.0}}),
+    # did not depend on the budget; CDD keeps TCDP's w_cfg (1.5 and 8 were no safer). BC-Safe and
+    # CDT train 3000 steps (CDT's default 10000 take over an hour per task on this CPU).
+    "full": BenchmarkConfig(planning={"trebi": {"beta": 5.0, "cost_weight": 10.0}}, baseline_steps=3000),
 }
 
 
@@ -103,7 +108,7 @@ def run_cell(cell: dict, out_root: Path, progress: bool = False, device=None) ->
     """Train and evaluate one cell; writes and returns its ``result.json`` body."""
     from tcdp_lib.data.dataset import load_dataset
     from tcdp_lib.runs.evaluate import evaluate
-    from tcdp_lib.runs.methods import DIFFUSION_METHODS, load_policy, train_method
+    from tcdp_lib.runs.methods import load_policy, train_method
 
     cell = _json_cell(cell)
     method, task, seed = cell["method"], cell["task"], int(cell["seed"])
@@ -118,9 +123,8 @@ def run_cell(cell: dict, out_root: Path, progress: bool = False, device=None) ->
                   "baseline_config": {"bc_safe": BCSafeConfig(hidden=(32,), batch_size=32),
                                       "cdt": CDTConfig(embed_dim=16, n_layers=1, n_heads=1, batch_size=8,
                                                        context_len=4)}.get(method)}
-    steps = cell["diffusion_steps"] if method in DIFFUSION_METHODS else cell["baseline_steps"]
     t0 = time.time()
-    trained = train_method(method, dataset, out / "train", seed=seed, steps=steps, progress=progress,
+    trained = train_method(method, dataset, out / "train", seed=seed, steps=cell["steps"], progress=progress,
                            device=device, **kwargs)
     t_train = time.time() - t0
     from tcdp_lib.planner.planner import PlannerConfig
