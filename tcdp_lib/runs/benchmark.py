@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from tcdp_lib.paths import RUNS_DIR
+from tcdp_lib.runs.methods import METHODS
 
 BULLET_TASKS = ("OfflineBallCircle-v0", "OfflineBallRun-v0", "OfflineCarCircle-v0")
 
@@ -31,7 +32,7 @@ BULLET_TASKS = ("OfflineBallCircle-v0", "OfflineBallRun-v0", "OfflineCarCircle-v
 class BenchmarkConfig:
     """A benchmark grid and how each of its cells is trained and evaluated."""
 
-    methods: tuple[str, ...] = ("tcdp", "trebi", "cdd", "bc_safe", "cdt")
+    methods: tuple[str, ...] = METHODS
     tasks: tuple[str, ...] = BULLET_TASKS
     seeds: tuple[int, ...] = (0,)
     """Each seed trains a model and evaluates it on its own episode seeds."""

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from tcdp_lib.baselines import BASELINES, PerBudgetPolicy, get_baseline
 from tcdp_lib.data.dataset import Dataset
-from tcdp_lib.files import CheckpointError
+from tcdp_lib.files import CheckpointError, safe_load
 from tcdp_lib.method.model import TCDPConfig
 from tcdp_lib.method.variants import VARIANTS
 from tcdp_lib.planner.planner import PlannerConfig
@@ -95,8 +95,6 @@ def method_of(path: Path) -> str:
         path = path / MANIFEST if (path / MANIFEST).exists() else path / "model.pt"
     if path.name == MANIFEST:
         return json.loads(path.read_text())["method"]
-    from tcdp_lib.files import safe_load
-
     payload = safe_load(path)
     return payload.get("model_config", {}).get("variant", "tcdp")
 
