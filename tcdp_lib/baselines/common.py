@@ -112,8 +112,6 @@ def require_feasible(cost_returns: np.ndarray, budget: float) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 
 
-
-
 def save_checkpoint(path, method: str, **content) -> Path:
     """Write ``{"method": method, **content}`` atomically; returns the path."""
     path = Path(path)

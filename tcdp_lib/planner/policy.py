@@ -55,6 +55,11 @@ class TCDPPolicy:
         self.budget = float(budget)
         self.spent = np.zeros(self.n_envs)
         self.collected = np.zeros(self.n_envs)
+        # CDD's target return: r_max of the episode budget, less the reward collected (as CDT does)
+        self.r_max = None
+        if self.model.variant.condition == "budget_return":
+            b = torch.full((self.n_envs,), self.budget, device=self.model.obs_mean.device)
+            self.r_max = self.model.target_return(b).cpu().numpy()
         self.t = 0
         self.last_plan = None
         device = self.model.obs_mean.device
@@ -76,12 +81,7 @@ class TCDPPolicy:
         offset = self.t % self.config.replan_every
         if offset == 0 or self.last_plan is None:
             warm = self.last_plan if self.config.warm_start else None
-            target = None
-            if self.model.variant.condition == "budget_return":
-                # CDD: r_max of the episode budget, less the reward already collected (as CDT does)
-                r_max = self.model.target_return(
-                    torch.full((self.n_envs,), self.budget, device=self.model.obs_mean.device)).cpu().numpy()
-                target = np.maximum(r_max - self.collected, 0.0)
+            target = None if self.r_max is None else np.maximum(self.r_max - self.collected, 0.0)
             self.last_plan = self.planner.plan(obs, online_remaining_budget(self.budget, self.spent),
                                                generator=self.generator, warm_start=warm,
                                                steps_left=np.full(self.n_envs, self.episode_steps - self.t),

@@ -64,14 +64,6 @@ class BenchmarkConfig:
                  **common, "planning": dict(planning.get(m, {}))}
                 for t in self.tasks for s in self.seeds for m in self.methods]
 
-    @classmethod
-    def from_dict(cls, d: dict) -> "BenchmarkConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise ValueError(f"unknown benchmark keys {sorted(unknown)}; valid keys: {sorted(names)}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
-
 
 PRESETS: dict[str, BenchmarkConfig] = {
     "smoke": BenchmarkConfig(tasks=("OfflineBallCircle-v0",), episodes=2, n_envs=2, smoke=True,
@@ -109,7 +101,7 @@ def run_cell(cell: dict, out_root: Path, progress: bool = False, device=None) ->
     """Train and evaluate one cell; writes and returns its ``result.json`` body."""
     from tcdp_lib.data.dataset import load_dataset
     from tcdp_lib.runs.evaluate import evaluate
-    from tcdp_lib.runs.methods import load_policy, train_method
+    from tcdp_lib.runs.methods import load_policy, train_method, training_wall_time
 
     cell = _json_cell(cell)
     method, task, seed = cell["method"], cell["task"], int(cell["seed"])
@@ -124,10 +116,9 @@ def run_cell(cell: dict, out_root: Path, progress: bool = False, device=None) ->
                   "baseline_config": {"bc_safe": BCSafeConfig(hidden=(32,), batch_size=32),
                                       "cdt": CDTConfig(embed_dim=16, n_layers=1, n_heads=1, batch_size=8,
                                                        context_len=4)}.get(method)}
-    t0 = time.time()
     trained = train_method(method, dataset, out / "train", seed=seed, steps=cell["steps"], progress=progress,
                            device=device, **kwargs)
-    t_train = time.time() - t0
+    t_train = training_wall_time(trained)  # all of the training, also when it was resumed
     from tcdp_lib.planner.planner import PlannerConfig
 
     make_policy = load_policy(trained, task, PlannerConfig(**cell.get("planning", {})), method=method)

@@ -87,16 +87,33 @@ def train_method(method: str, dataset: Dataset, run_dir: Path, seed: int = 0, st
     return manifest
 
 
-def method_of(path: Path) -> str:
-    """The method a trained file belongs to: a baseline manifest names it; a model file is a
-    diffusion planner whose variant is in its config."""
+def _trained_file(path: Path) -> Path:
+    """``path``, or for a run directory the baseline manifest or ``model.pt`` in it."""
     path = Path(path)
     if path.is_dir():
         path = path / MANIFEST if (path / MANIFEST).exists() else path / "model.pt"
+    if not path.exists():
+        raise CheckpointError(f"no trained model at {path} (expected a model.pt or a {MANIFEST})")
+    return path
+
+
+def method_of(path: Path) -> str:
+    """The method a trained file belongs to: a baseline manifest names it; a model file is a
+    diffusion planner whose variant is in its config."""
+    path = _trained_file(path)
     if path.name == MANIFEST:
         return json.loads(path.read_text())["method"]
-    payload = safe_load(path)
-    return payload.get("model_config", {}).get("variant", "tcdp")
+    return safe_load(path).get("model_config", {}).get("variant", "tcdp")
+
+
+def training_wall_time(path: Path) -> float:
+    """Seconds of training behind a trained file, over all resumed sessions: the last record of
+    a diffusion run's ``history.json``, or a baseline manifest's ``wall_time_s``."""
+    path = _trained_file(path)
+    if path.name == MANIFEST:
+        return float(json.loads(path.read_text())["wall_time_s"])
+    history = json.loads((path.parent / "history.json").read_text())
+    return float(history[-1]["wall_time_s"]) if history else 0.0
 
 
 def load_policy(path: Path, task: str, planner_config: PlannerConfig | None = None, replan_every: int = 1,
@@ -104,22 +121,21 @@ def load_policy(path: Path, task: str, planner_config: PlannerConfig | None = No
     """``make_policy(seed) -> Policy`` for the trained ``path`` (a model file, a baseline
     manifest, or a run directory holding either). Refuses a file of another task, and one of
     another method than ``method`` when that is given."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / MANIFEST if (path / MANIFEST).exists() else path / "model.pt"
-    if not path.exists():
-        raise CheckpointError(f"no trained model at {path} (expected a model.pt or a {MANIFEST})")
-    found = method_of(path)
-    if method is not None and found != method:
-        raise CheckpointError(f"{path} holds a {found!r} model, not the requested method {method!r}")
+    path = _trained_file(path)
     if path.name != MANIFEST:
         model, _ = load_model(path, task=task)
+        found = model.config.variant
+        if method is not None and found != method:
+            raise CheckpointError(f"{path} holds a {found!r} model, not the requested method {method!r}")
 
         def make_diffusion(seed: int):
             return TCDPPolicy(model, planner_config, PolicyConfig(replan_every=replan_every, seed=seed))
 
         return make_diffusion
     body = json.loads(path.read_text())
+    found = body["method"]
+    if method is not None and found != method:
+        raise CheckpointError(f"{path} holds a {found!r} model, not the requested method {method!r}")
     if body.get("task") != task:
         raise CheckpointError(f"{path} holds a {found!r} model trained on {body.get('task')!r}, not on {task!r}")
     spec = get_baseline(found)

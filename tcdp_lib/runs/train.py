@@ -14,6 +14,7 @@ import copy
 import dataclasses
 import hashlib
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -213,7 +214,9 @@ def train_tcdp(
             "history": history,
         }, ckpt_path)
         atomic_save(model_payload(ema, run.task, json.loads(json.dumps(run.to_dict()))), run_dir / "model.pt")
-        (run_dir / "history.json").write_text(json.dumps(history))
+        tmp = run_dir / ".history.json.tmp"
+        tmp.write_text(json.dumps(history))
+        os.replace(tmp, run_dir / "history.json")
 
     bar = tqdm(total=cfg.steps, initial=step, desc=f"train {run.task}", unit="step", disable=not progress)
     model.train()
