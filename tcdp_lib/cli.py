@@ -35,6 +35,18 @@ def _cmd_generate(args) -> int:
     return 0
 
 
+def _cmd_refilter(args) -> int:
+    from tcdp_lib.data.generate import refilter_dataset
+
+    src = Path(args.file) if args.file else DATA_DIR / f"{args.task}.hdf5"
+    overrides = {k: v for k, v in (("keep_best_per_budget", args.keep_best), ("max_steps", args.max_steps),
+                                   ("frontier", args.frontier)) if v is not None}
+    result = refilter_dataset(src, Path(args.out) if args.out else src, **overrides)
+    print(f"wrote {result.path}: {result.num_episodes_kept} of {result.num_episodes_logged} episodes, "
+          f"{result.num_steps_kept} steps")
+    return 0
+
+
 def _cmd_card(args) -> int:
     from tcdp_lib.data.card import dataset_card_markdown
 
@@ -111,6 +123,8 @@ def _cmd_benchmark(args) -> int:
                                    ("episodes", args.episodes), ("n_envs", args.n_envs),
                                    ("diffusion_steps", args.diffusion_steps),
                                    ("baseline_steps", args.baseline_steps)) if v is not None}
+    if args.episodes is not None:
+        overrides["family_episodes"] = None  # one episode count for every task
     cfg = dataclasses.replace(PRESETS[args.preset],
                               **{k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()})
     out = Path(args.out) if args.out else RUNS_DIR / "benchmark" / args.preset
@@ -130,7 +144,8 @@ def _cmd_benchmark(args) -> int:
 def _cmd_export(args) -> int:
     from tcdp_lib.runs.checkpoint import export_model
 
-    print(f"wrote {export_model(Path(args.model), Path(args.out), w_cfg=args.w_cfg, beta=args.beta)}")
+    out = export_model(Path(args.model), Path(args.out), w_cfg=args.w_cfg, beta=args.beta, half=args.half)
+    print(f"wrote {out}")
     return 0
 
 
@@ -174,6 +189,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where stages are checkpointed (resumed when present)")
     g.add_argument("--quiet", action="store_true")
     g.set_defaults(func=_cmd_generate)
+
+    f = sub.add_parser("refilter-data", help="thin a generated dataset again with a stricter filter (no work dir needed)")
+    f.add_argument("task")
+    f.add_argument("--file", default=None, help="the dataset to thin (default: data/TASK.hdf5)")
+    f.add_argument("--out", default=None, help="where to write (default: over the input, atomically)")
+    f.add_argument("--keep-best", type=int, default=None, help="best feasible episodes kept per budget")
+    f.add_argument("--max-steps", type=int, default=None, help="steps kept at most")
+    f.add_argument("--frontier", choices=["levels", "pareto"], default=None,
+                   help="frontier episodes always kept: best of each cost level, or the Pareto frontier only")
+    f.set_defaults(func=_cmd_refilter)
 
     c = sub.add_parser("dataset-card", help="figures of datasets as a markdown table")
     c.add_argument("paths", nargs="*")
@@ -219,7 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("benchmark", help="train and evaluate every method over tasks x seeds (resumable)")
     b.add_argument("--preset", default="full", choices=["smoke", "full"],
-                   help="smoke: one task, tiny models, seconds; full: the Bullet tasks, full training")
+                   help="smoke: one task, tiny models, seconds; full: the Bullet tasks and one task of each other family, full training")
     b.add_argument("--methods", nargs="*", default=None, choices=_method_choices())
     b.add_argument("--tasks", nargs="*", default=None)
     b.add_argument("--seeds", type=int, nargs="*", default=None)
@@ -239,6 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("out", help="e.g. data/checkpoints/TASK/model.pt")
     x.add_argument("--w-cfg", type=float, default=None)
     x.add_argument("--beta", type=float, default=None)
+    x.add_argument("--half", action="store_true", help="store the weights in float16 (half the file)")
     x.set_defaults(func=_cmd_export)
 
     r = sub.add_parser("report", help="execute the notebooks headless into reports/")

@@ -118,3 +118,61 @@ def test_tiny_metadrive_run_writes_a_loadable_dataset(tmp_path):
     assert ds.episodes.num_episodes == res.num_episodes_kept > 2
     assert ds.episodes.observations.shape[1] == 259 and ds.meta.budgets == (10.0, 20.0, 40.0)
     assert ds.meta.generator["mixture"]["episodes"] == 2
+
+
+def _feasible_frontier(costs, rewards, levels):
+    return [rewards[costs <= b].max() if (costs <= b).any() else None for b in levels]
+
+
+def test_pareto_frontier_keeps_the_feasible_frontier_with_fewer_episodes():
+    from tcdp_lib.data.generate import frontier_indices, pareto_indices
+
+    rng = np.random.default_rng(3)
+    costs = rng.integers(0, 60, size=400).astype(float)
+    rewards = rng.normal(size=400) + 0.05 * costs
+    pareto = pareto_indices(costs, rewards)
+    levels = np.arange(-1, 61)
+    assert _feasible_frontier(costs[pareto], rewards[pareto], levels) == _feasible_frontier(costs, rewards, levels)
+    # Each kept episode beats every other episode of lower or equal cost; each dropped one is beaten.
+    kept = set(pareto.tolist())
+    for i in range(len(costs)):
+        cheaper = (costs <= costs[i]) & (np.arange(len(costs)) != i)
+        assert (i in kept) == (not (rewards[cheaper] >= rewards[i]).any()), i
+    assert len(pareto) < len(frontier_indices(costs, rewards))
+
+
+def test_refilter_thins_a_generated_file_and_keeps_its_frontier(tmp_path):
+    from tcdp_lib.data.card import budget_figures
+    from tcdp_lib.data.generate import refilter_dataset
+
+    src = tmp_path / "OfflineBallRun-v0.hdf5"
+    generate_dataset(tiny_config(max_steps=10_000), src, tmp_path / "work", progress=False)
+    before = load_dataset("OfflineBallRun-v0", src)
+    out = tmp_path / "thin.hdf5"
+    res = refilter_dataset(src, out, max_steps=600, frontier="pareto")
+    after = load_dataset("OfflineBallRun-v0", out)
+    assert after.episodes.num_episodes == res.num_episodes_kept < before.episodes.num_episodes
+    assert len(after.episodes.rewards) < len(before.episodes.rewards)
+    levels = np.unique(before.episodes.cost_returns)
+    assert _feasible_frontier(after.episodes.cost_returns, after.episodes.returns, levels) == \
+        _feasible_frontier(before.episodes.cost_returns, before.episodes.returns, levels)
+    assert [f.best_feasible_reward for f in budget_figures(after.episodes, after.meta.budgets)] == \
+        [f.best_feasible_reward for f in budget_figures(before.episodes, before.meta.budgets)]
+    gen = after.meta.generator
+    assert gen["config"]["max_steps"] == 600 and gen["config"]["frontier"] == "pareto"
+    assert gen["refiltered"][0]["from_episodes"] == before.episodes.num_episodes
+    assert gen["stages"] == before.meta.generator["stages"]
+
+
+def test_refilter_refuses_files_without_generator_metadata_and_other_fields(small_file, tmp_path):
+    from tcdp_lib.data.generate import refilter_dataset
+
+    path, _ = small_file
+    with pytest.raises(ValueError, match="no generator metadata"):
+        refilter_dataset(path, tmp_path / "x.hdf5", max_steps=10)
+    src = tmp_path / "OfflineBallRun-v0.hdf5"
+    generate_dataset(tiny_config(), src, tmp_path / "work", progress=False)
+    with pytest.raises(ValueError, match="filter's fields"):
+        refilter_dataset(src, tmp_path / "x.hdf5", seed=3)
+    with pytest.raises(ValueError, match="frontier must be"):
+        refilter_dataset(src, tmp_path / "x.hdf5", frontier="best")

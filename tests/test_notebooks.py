@@ -9,8 +9,9 @@ import yaml
 
 from tcdp_lib.data.card import budget_figures
 from tcdp_lib.data.dataset import load_dataset
+from tcdp_lib.data.tasks import get_task
 from tcdp_lib.paths import ROOT
-from tcdp_lib.runs.report import NotebookFailed, run_report
+from tcdp_lib.runs.report import NotebookFailed, notebook_source, run_report
 
 SMOKE = ROOT / "reports" / "params" / "smoke.yaml"
 
@@ -22,9 +23,29 @@ def smoke_report(tmp_path_factory):
     return index.parent
 
 
+SMOKE_STEMS = [notebook_source(k)[1] for k in yaml.safe_load(SMOKE.read_text())["notebooks"]]
+INSPECTION_RUNS = [s for s in SMOKE_STEMS if s.startswith("01_data_inspection")]
+PLANNER_RUNS = [s for s in SMOKE_STEMS if s.startswith("05_budget_planner")]
+
+
 def test_every_notebook_is_in_the_smoke_run():
-    names = set(yaml.safe_load(SMOKE.read_text())["notebooks"])
+    names = {notebook_source(k)[0] for k in yaml.safe_load(SMOKE.read_text())["notebooks"]}
     assert names == {p.name for p in (ROOT / "notebooks").glob("*.ipynb")}
+
+
+def test_the_smoke_run_covers_every_family_in_notebooks_01_and_05(smoke_report):
+    for runs in (INSPECTION_RUNS, PLANNER_RUNS):
+        tasks = [_figs(smoke_report, stem)["task"] for stem in runs]
+        assert {get_task(t).family for t in tasks} == {"bullet", "safety_gymnasium", "metadrive"}, tasks
+
+
+def test_notebook_keys_with_a_label():
+    assert notebook_source("01_data_inspection.ipynb") == ("01_data_inspection.ipynb", "01_data_inspection")
+    assert notebook_source("05_budget_planner.ipynb@MetaDrive") == ("05_budget_planner.ipynb", "05_budget_planner-MetaDrive")
+    with pytest.raises(ValueError, match="NAME.ipynb@LABEL"):
+        notebook_source("05_budget_planner.ipynb@../x")
+    with pytest.raises(ValueError, match="NAME.ipynb"):
+        notebook_source("05_budget_planner")
 
 
 def test_report_layout(smoke_report):
@@ -38,8 +59,9 @@ def test_report_layout(smoke_report):
     assert "01_data_inspection" in (smoke_report / "index.html").read_text()
 
 
-def test_data_inspection_figures_match_the_library(smoke_report):
-    figs = json.loads((smoke_report / "01_data_inspection.figures.json").read_text())
+@pytest.mark.parametrize("stem", INSPECTION_RUNS)
+def test_data_inspection_figures_match_the_library(smoke_report, stem):
+    figs = _figs(smoke_report, stem)
     ds = load_dataset(figs["task"])
     expected = budget_figures(ds.episodes, ds.meta.budgets)
     assert figs["num_episodes"] == ds.episodes.num_episodes
@@ -87,8 +109,9 @@ def test_training_notebook_trains_and_samples(smoke_report):
     assert figs["sampled_from"] == "this run"
 
 
-def test_budget_planner_notebook_records_latency_sweep_and_rollout(smoke_report):
-    figs = _figs(smoke_report, "05_budget_planner")
+@pytest.mark.parametrize("stem", PLANNER_RUNS)
+def test_budget_planner_notebook_records_latency_sweep_and_rollout(smoke_report, stem):
+    figs = _figs(smoke_report, stem)
     lat = figs["latency"]
     for key in ("plan_s", "total_s", "plan_s_max", "total_s_max", "cold_plan_s", "cold_total_s"):
         assert np.isfinite(lat[key]) and lat[key] > 0, key
@@ -114,3 +137,4 @@ def test_benchmark_notebook_tabulates_every_method(smoke_report):
     assert len(rows) == 3 * 5
     assert all(r["safe"] == (r["cost"] <= 1.0) for r in figs["table"])
     assert (smoke_report / "benchmark_table.csv").exists() and (smoke_report / "benchmark_table.json").exists()
+    assert figs["missing_cells"] == [] and figs["tasks_in_average"] == figs["tasks"]

@@ -45,9 +45,10 @@ def dataset_card_markdown(paths: list[Path]) -> str:
     from tcdp_lib.data.dataset import load_dataset
 
     lines = [
-        "| task | file MB | episodes | steps | reward min / max | cost min / max | budget: feasible episodes, best reward | generator steps | generator wall time |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| task | file MB | episodes (of logged) | steps | mean length | reward min / max | cost min / max | budget: feasible episodes, best reward | generator steps | generator wall time |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
+    notes = []
     for path in paths:
         task_id = Path(path).stem
         ds = load_dataset(task_id, path)
@@ -58,9 +59,13 @@ def dataset_card_markdown(paths: list[Path]) -> str:
         )
         gen = ds.meta.generator
         lines.append(
-            f"| {task_id} | {Path(path).stat().st_size / 2**20:.1f} | {ep.num_episodes} | "
-            f"{len(ep.rewards)} | {ep.returns.min():.1f} / {ep.returns.max():.1f} | "
+            f"| {task_id} | {Path(path).stat().st_size / 2**20:.1f} | {ep.num_episodes} "
+            f"({gen.get('episodes_logged', '-')}) | {len(ep.rewards)} | {ep.lengths.mean():.0f} | "
+            f"{ep.returns.min():.1f} / {ep.returns.max():.1f} | "
             f"{ep.cost_returns.min():.0f} / {ep.cost_returns.max():.0f} | {figs} | "
             f"{gen.get('steps', '-')} | {gen.get('wall_time_s', '-')} s |"
         )
-    return "\n".join(lines) + "\n"
+        for r in gen.get("refiltered", []):
+            notes.append(f"- {task_id}: refiltered from {r['from_episodes']} episodes ({r['from_steps']} steps) "
+                         f"with {r['overrides']}.")
+    return "\n".join(lines) + "\n" + ("\n" + "\n".join(notes) + "\n" if notes else "")

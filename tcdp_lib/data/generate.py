@@ -88,6 +88,10 @@ class GeneratorConfig:
     """Filter: at most this many steps are kept (the largest ``max_per_bin`` that fits is used)."""
     keep_best_per_budget: int = 0
     """Filter: the best episodes feasible at each of the task's budgets that are always kept."""
+    frontier: str = "levels"
+    """Filter: the frontier episodes always kept. ``"levels"``: the best episode of each integer
+    cost level; ``"pareto"``: only those no cheaper episode beats (fewer, the same feasible
+    frontier at every budget)."""
     mixture_episodes: int = 0
     """Episodes that switch once between the safest good policy and the boldest one of the run
     (see :func:`run_mixture`); 0: none."""
@@ -119,7 +123,7 @@ class GeneratorConfig:
         return {k: v for k, v in self.to_json().items() if k not in FILTER_FIELDS}
 
 
-FILTER_FIELDS = ("cost_bins", "reward_bins", "max_per_bin", "max_steps", "keep_best_per_budget",
+FILTER_FIELDS = ("cost_bins", "reward_bins", "max_per_bin", "max_steps", "keep_best_per_budget", "frontier",
                  "mixture_episodes")
 
 
@@ -145,28 +149,28 @@ RECIPES: dict[str, GeneratorConfig] = {
     ),
     "OfflinePointCircle1Gymnasium-v0": _cfg(
         "OfflinePointCircle1Gymnasium-v0", (327_680, 5.0, 200.0), stage_steps=16_384,
-        max_steps=60_000, mixture_episodes=100, keep_best_per_budget=35,
+        max_steps=60_000, mixture_episodes=100, keep_best_per_budget=20, frontier="pareto",
     ),
-    # Not yet run at full length: the schedules below follow the Bullet recipes, and max_steps
-    # is set by the size of the shipped files. Measured on 4k-step smoke runs (one core): the
-    # generator makes about 290-400 steps/s on either task, and the gzip'd DSRL layout takes
-    # 0.22 MB per 1000 steps on PointGoal1 (obs 60) and 0.11 MB on MetaDrive (obs 259, mostly
-    # lidar rays that hit nothing), 0.23 MB for MetaDrive's own expert driver, which meets the
-    # traffic more often. Observations and next_observations are nearly all of it.
+    # The Safety-Gymnasium goal task and MetaDrive are sized by the repository's budget: their
+    # files keep the Pareto frontier, the best few episodes of each budget and a thin density
+    # sample (about 0.17 MB per 1000 steps on MetaDrive, obs 259; 0.22 on PointGoal1, obs 60).
+    # Both generators ran at 55-100 steps/s with other jobs on the machine's two cores (PPO's
+    # updates and the simulators; MetaDrive's physics step is most of it), so the schedules are
+    # short: about 300k steps each.
     #
     # Goal tasks learn reward slowly: unconstrained first, then the limit sweeps up to twice the
     # largest budget. PointGoal1 rather than CarGoal1: over 49k unconstrained steps both reached
     # about a tenth of dsrl's largest episode reward, and PointGoal1's files are a third smaller
     # (CarGoal1: 0.31 MB per 1000 steps, obs 72).
     "OfflinePointGoal1Gymnasium-v0": _cfg(
-        "OfflinePointGoal1Gymnasium-v0", (401_408, None), (602_112, 10.0, 160.0),
-        max_steps=16_000, mixture_episodes=40, keep_best_per_budget=5,
+        "OfflinePointGoal1Gymnasium-v0", (143_360, None), (163_840, 10.0, 160.0),
+        max_steps=16_000, mixture_episodes=40, keep_best_per_budget=5, frontier="pareto",
     ),
     # MetaDrive's cost grows with speed (1e-2 per km/h above 10, each step) beside crashes and
     # leaving the road, so a bold driver reaches the goal in about 450 steps at a cost near 100.
     "OfflineMetadrive-easysparse-v0": _cfg(
-        "OfflineMetadrive-easysparse-v0", (204_800, None), (409_600, 5.0, 100.0),
-        max_steps=20_000, mixture_episodes=40, keep_best_per_budget=5,
+        "OfflineMetadrive-easysparse-v0", (102_400, None), (163_840, 5.0, 100.0),
+        max_steps=20_000, mixture_episodes=40, keep_best_per_budget=5, frontier="pareto",
     ),
 }
 
@@ -463,7 +467,10 @@ def density_filter(episodes: list[dict], cfg: GeneratorConfig) -> list[int]:
     costs = np.array([float(e["costs"].sum()) for e in episodes])
     rewards = np.array([float(e["rewards"].sum()) for e in episodes])
     lengths = np.array([len(e["rewards"]) for e in episodes])
-    protected = set(frontier_indices(costs, rewards).tolist())
+    if cfg.frontier not in ("levels", "pareto"):
+        raise ValueError(f"frontier must be 'levels' or 'pareto', got {cfg.frontier!r}")
+    frontier = frontier_indices if cfg.frontier == "levels" else pareto_indices
+    protected = set(frontier(costs, rewards).tolist())
     for budget in get_task(cfg.task).budgets:
         protected |= set(best_feasible_indices(costs, rewards, budget, cfg.keep_best_per_budget).tolist())
     state = random.getstate()
@@ -500,6 +507,18 @@ def frontier_indices(costs: np.ndarray, rewards: np.ndarray) -> np.ndarray:
         if lvl not in best or r > rewards[best[lvl]]:
             best[lvl] = i
     return np.array(sorted(best.values()), dtype=np.int64)
+
+
+def pareto_indices(costs: np.ndarray, rewards: np.ndarray) -> np.ndarray:
+    """The episodes that no episode of lower or equal cost beats in reward: the feasible frontier
+    ``max {R_i : C_i <= b}`` is the same for every ``b`` with only these."""
+    order = np.lexsort((-rewards, costs))  # by cost, then best reward first
+    keep, best = [], -np.inf
+    for i in order:
+        if rewards[i] > best:
+            keep.append(int(i))
+            best = rewards[i]
+    return np.array(sorted(keep), dtype=np.int64)
 
 
 def write_dataset(path: Path, episodes: list[dict], metadata: dict) -> None:
@@ -567,3 +586,55 @@ def generate_dataset(cfg: GeneratorConfig, out: Path, work_root: Path, progress:
         path=Path(out), num_episodes_logged=len(episodes), num_episodes_kept=len(kept),
         num_steps_kept=int(sum(len(e["rewards"]) for e in kept)), wall_time_s=wall, stages=stages,
     )
+
+
+def refilter_dataset(src: Path, out: Path, **filter_overrides) -> GenerationResult:
+    """Thin a generated dataset file again with a stricter filter, without the generator's work dir.
+
+    The file's episodes are the pool; :func:`density_filter` runs on them with the file's own
+    generator config and ``filter_overrides`` (e.g. ``keep_best_per_budget``, ``max_steps``).
+    Protected episodes (each cost level's best, each budget's best ``k``) of the stricter filter
+    are among the file's, so the frontier is unchanged. The metadata records the refiltering
+    (source size and checksum, the fields changed); the reference rewards are those of the kept
+    episodes, as for a generated file. Written atomically; ``src`` may be ``out``.
+    """
+    import hashlib
+
+    import h5py
+
+    src, out = Path(src), Path(out)
+    with h5py.File(src, "r") as f:
+        raw = {k: f[k][:] for k in STAGE_KEYS}
+        attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
+    gen = json.loads(attrs["generator"]) if isinstance(attrs.get("generator"), str) else None
+    if not gen or "config" not in gen:
+        raise ValueError(f"{src} has no generator metadata: only files made by `tcdp generate-data` can be refiltered")
+    unknown = set(filter_overrides) - set(FILTER_FIELDS)
+    if unknown:
+        raise ValueError(f"refilter overrides only the filter's fields {FILTER_FIELDS}, not {sorted(unknown)}")
+    c = dict(gen["config"])
+    c["phases"] = tuple(Phase(**p) for p in c["phases"])
+    cfg = replace(GeneratorConfig(**c), **filter_overrides)
+    from tcdp_lib.data.episodes import split_episodes
+
+    bounds = split_episodes(raw["terminals"], raw["timeouts"])
+    episodes = [{k: v[a:b] for k, v in raw.items()} for a, b in bounds]
+    keep = density_filter(episodes, cfg)
+    kept = [episodes[i] for i in keep]
+    returns = np.array([e["rewards"].sum() for e in kept])
+    digest = hashlib.sha256(src.read_bytes()).hexdigest()
+    gen["config"] = cfg.to_json()
+    gen["episodes_kept"] = len(kept)
+    gen.setdefault("refiltered", []).append({
+        "from_steps": int(len(raw["rewards"])), "from_episodes": len(episodes), "from_sha256": digest,
+        "overrides": dict(filter_overrides),
+    })
+    metadata = {**{k: v for k, v in attrs.items() if k != "generator"}, "generator": gen,
+                "min_episode_reward": float(returns.min()), "max_episode_reward": float(returns.max())}
+    for k in ("budgets",):
+        if isinstance(metadata.get(k), str):
+            metadata[k] = json.loads(metadata[k])
+    write_dataset(out, kept, metadata)
+    return GenerationResult(path=out, num_episodes_logged=len(episodes), num_episodes_kept=len(kept),
+                            num_steps_kept=int(sum(len(e["rewards"]) for e in kept)),
+                            wall_time_s=float(gen.get("wall_time_s", 0.0)), stages=gen.get("stages", []))

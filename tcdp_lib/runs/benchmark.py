@@ -26,6 +26,8 @@ from tcdp_lib.paths import RUNS_DIR
 from tcdp_lib.runs.methods import METHODS
 
 BULLET_TASKS = ("OfflineBallCircle-v0", "OfflineBallRun-v0", "OfflineCarCircle-v0")
+FAMILY_TASKS = ("OfflinePointCircle1Gymnasium-v0", "OfflineMetadrive-easysparse-v0")
+"""One task of each other DSRL family: Safety-Gymnasium and MetaDrive."""
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,9 @@ class BenchmarkConfig:
     """Each seed trains a model and evaluates it on its own episode seeds."""
     episodes: int = 20
     """Evaluation episodes per budget and seed."""
+    family_episodes: dict | None = None
+    """Per simulator family, evaluation episodes per budget and seed in place of ``episodes``
+    (MetaDrive steps one environment at a time, with episodes of up to 1000 steps)."""
     n_envs: int = 10
     """Environments stepped together while evaluating."""
     diffusion_steps: int | None = None
@@ -55,13 +60,19 @@ class BenchmarkConfig:
     def cells(self) -> list[dict]:
         """Every cell's config, in run order (task, then seed, then method). A cell holds only
         what changes its result: its own training steps and planning overrides."""
+        from tcdp_lib.data.tasks import get_task
         from tcdp_lib.method.variants import VARIANTS
 
         common = {k: getattr(self, k) for k in ("episodes", "n_envs", "smoke", "budgets")}
         planning = self.planning or {}
+        by_family = self.family_episodes or {}
+
+        def episodes(task: str) -> int:
+            return int(by_family.get(get_task(task).family, self.episodes))
+
         return [{"method": m, "task": t, "seed": int(s),
                  "steps": self.diffusion_steps if m in VARIANTS else self.baseline_steps,
-                 **common, "planning": dict(planning.get(m, {}))}
+                 **common, "episodes": episodes(t), "planning": dict(planning.get(m, {}))}
                 for t in self.tasks for s in self.seeds for m in self.methods]
 
 
@@ -73,7 +84,9 @@ PRESETS: dict[str, BenchmarkConfig] = {
     # chosen on BallCircle from beta in {0.1, 1, 5, 20} x n in {10, 50}: with beta 0.1 its cost
     # did not depend on the budget; CDD keeps TCDP's w_cfg (1.5 and 8 were no safer). BC-Safe and
     # CDT train 3000 steps (CDT's default 10000 take over an hour per task on this CPU).
-    "full": BenchmarkConfig(planning={"trebi": {"beta": 5.0, "cost_weight": 10.0}}, baseline_steps=3000),
+    # The grid covers the three Bullet tasks and one task of each other family.
+    "full": BenchmarkConfig(tasks=BULLET_TASKS + FAMILY_TASKS, planning={"trebi": {"beta": 5.0, "cost_weight": 10.0}},
+                            baseline_steps=3000, family_episodes={"metadrive": 10}),
 }
 
 
@@ -195,7 +208,8 @@ def results_frame(results: list[dict]):
 def benchmark_table(frame, methods: tuple[str, ...] | None = None):
     """DSRL's table as a long frame: per (task, budget, method) the mean and std over seeds of
     the normalised reward and cost and ``safe`` (mean normalised cost <= 1); then, per method,
-    the ``average`` row over all (task, budget) rows."""
+    the ``average`` row over the (task, budget) rows that every method has (a task not yet run for
+    some method stays in the table but out of the average, so the averages compare alike)."""
     import pandas as pd
 
     if frame.empty:
@@ -206,7 +220,9 @@ def benchmark_table(frame, methods: tuple[str, ...] | None = None):
         "cost": g["normalized_cost"].mean(), "cost_std": g["normalized_cost"].std(ddof=0),
         "seeds": g["seed"].nunique(),
     }).reset_index()
-    avg = table.groupby("method").agg(reward=("reward", "mean"), cost=("cost", "mean"),
+    n_methods = table["method"].nunique()
+    complete = table.groupby(["task", "budget"])["method"].transform("nunique") == n_methods
+    avg = table[complete].groupby("method").agg(reward=("reward", "mean"), cost=("cost", "mean"),
                                       seeds=("seeds", "min")).reset_index()
     avg["reward_std"] = np.nan
     avg["cost_std"] = np.nan

@@ -26,7 +26,9 @@ def model_payload(model: TCDP, task: str, run_config: dict) -> dict:
 
 
 def model_from_payload(payload: dict) -> TCDP:
-    sd = payload["state_dict"]
+    # A shipped file may store its weights in float16 (``export_model(..., half=True)``); the
+    # model always computes in float32.
+    sd = {k: v.float() if v.is_floating_point() else v for k, v in payload["state_dict"].items()}
     from tcdp_lib.method.windows import Normalizer
 
     model = TCDP(
@@ -53,9 +55,14 @@ def load_model(path: Path, task: str | None = None, map_location="cpu") -> tuple
     return model, payload["run_config"]
 
 
-def export_model(src: Path, dst: Path, w_cfg: float | None = None, beta: float | None = None) -> Path:
+def export_model(src: Path, dst: Path, w_cfg: float | None = None, beta: float | None = None,
+                 half: bool = False) -> Path:
     """Copy a model file to ``dst`` (e.g. ``data/checkpoints/<task>/model.pt``) with its planning-time
-    guidance scales set, and its run config beside it as ``config.json``."""
+    guidance scales set, and its run config beside it as ``config.json``.
+
+    ``half``: store the floating-point weights in float16, half the file (the shipped models of
+    tasks with large observations); they are read back into float32.
+    """
     import json
 
     payload = safe_load(src)
@@ -67,9 +74,14 @@ def export_model(src: Path, dst: Path, w_cfg: float | None = None, beta: float |
     if beta is not None:
         guidance["beta"] = float(beta)
     payload["model_config"] = {**payload["model_config"], "guidance": guidance}
+    if half:
+        payload["state_dict"] = {k: v.half() if v.is_floating_point() else v
+                                 for k, v in payload["state_dict"].items()}
+    payload["weights_dtype"] = "float16" if half else "float32"
     model_from_payload(payload)  # the edited config must still build
     dst = Path(dst)
     atomic_save(payload, dst)
     (dst.parent / "config.json").write_text(json.dumps(
-        {"task": payload["task"], "run_config": payload["run_config"], "guidance": guidance}, indent=1))
+        {"task": payload["task"], "run_config": payload["run_config"], "guidance": guidance,
+         "weights_dtype": payload["weights_dtype"]}, indent=1))
     return dst

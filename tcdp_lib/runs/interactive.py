@@ -18,6 +18,8 @@ config's values, as :class:`~tcdp_lib.planner.planner.PlannerConfig` does.
 
 from __future__ import annotations
 
+import functools
+
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -159,7 +161,16 @@ def seeded_start(task: str, seed: int = 0):
 
 
 def start_observation(task: str, seed: int = 0) -> np.ndarray:
-    """``(obs_dim,)`` the first observation of :func:`seeded_start`."""
+    """``(obs_dim,)`` the first observation of :func:`seeded_start`.
+
+    The start is a function of ``(task, seed)``, so it is made once per process and kept: a slider
+    release then plans without building a simulator (a Safety-Gymnasium or MetaDrive env takes
+    seconds to build)."""
+    return _start_observation(task, int(seed)).copy()
+
+
+@functools.lru_cache(maxsize=64)
+def _start_observation(task: str, seed: int) -> np.ndarray:
     env, obs = seeded_start(task, seed)
     env.close()
     return obs

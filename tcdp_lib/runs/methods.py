@@ -27,7 +27,7 @@ from tcdp_lib.method.variants import VARIANTS
 from tcdp_lib.planner.planner import PlannerConfig
 from tcdp_lib.planner.policy import PolicyConfig, TCDPPolicy
 from tcdp_lib.runs.checkpoint import load_model
-from tcdp_lib.runs.train import RunConfig, TrainConfig, train_tcdp
+from tcdp_lib.runs.train import RunConfig, TrainConfig, default_model_config, train_tcdp
 
 DIFFUSION_METHODS = tuple(VARIANTS)
 """Diffusion planners on the shared backbone (TCDP, TREBI, CDD, TCDP ablations)."""
@@ -57,7 +57,7 @@ def train_method(method: str, dataset: Dataset, run_dir: Path, seed: int = 0, st
     run_dir = Path(run_dir)
     task = dataset.task.task_id
     if method in DIFFUSION_METHODS:
-        model_config = dataclasses.replace(model_config or TCDPConfig(), variant=method)
+        model_config = dataclasses.replace(model_config or default_model_config(task), variant=method)
         train = train_config or TrainConfig()
         if steps is not None:
             train = dataclasses.replace(train, steps=int(steps))

@@ -1,7 +1,9 @@
 """Execute the notebooks headless with papermill into ``reports/<run-name>/``.
 
 One parameters file (YAML) drives a run: ``common`` parameters for every notebook, and
-per-notebook overrides. The run directory holds the executed notebooks, their HTML exports,
+per-notebook overrides. A notebook runs again with other parameters under a key
+``NAME.ipynb@LABEL`` (e.g. ``01_data_inspection.ipynb@metadrive: {task: ...}``); that run's
+files are named ``NAME-LABEL.*``. The run directory holds the executed notebooks, their HTML exports,
 each notebook's recorded figures (JSON), ``run.json`` (parameters, seed, package versions,
 device, wall times) and ``index.html`` linking them.
 
@@ -32,7 +34,7 @@ def _versions() -> dict:
     import importlib.metadata as md
 
     names = ["torch", "numpy", "gymnasium", "gym", "dsrl", "safety-gymnasium", "bullet-safety-gym",
-             "pybullet", "mujoco", "stable-baselines3", "papermill", "plotly", "h5py"]
+             "pybullet", "mujoco", "metadrive-simulator", "stable-baselines3", "papermill", "plotly", "h5py"]
     out = {"python": platform.python_version()}
     for n in names:
         try:
@@ -58,6 +60,15 @@ def load_params(params_file: Path) -> dict:
     if not isinstance(cfg.get("notebooks"), dict) or not cfg["notebooks"]:
         raise ValueError(f"{params_file}: expected a mapping 'notebooks: {{name.ipynb: {{...}}}}'")
     return cfg
+
+
+def notebook_source(key: str) -> tuple[str, str]:
+    """``(notebook file name, output stem)`` of a params key ``NAME.ipynb`` or ``NAME.ipynb@LABEL``."""
+    name, _, label = key.partition("@")
+    if not name.endswith(".ipynb") or (label and not label.replace("_", "").replace("-", "").isalnum()):
+        raise ValueError(f"notebook key {key!r}: expected NAME.ipynb or NAME.ipynb@LABEL (LABEL: letters, digits, - or _)")
+    stem = Path(name).stem
+    return name, f"{stem}-{label}" if label else stem
 
 
 def _export_html(executed: Path) -> Path:
@@ -109,17 +120,20 @@ def run_report(params_file: Path, out_root: Path = ROOT / "reports", name: str |
     work_dir.mkdir(parents=True)
     common = dict(cfg.get("common") or {})
     seed = int(common.get("seed", 0))
-    selected = [n for n in cfg["notebooks"] if not notebooks or n in notebooks or Path(n).stem in notebooks]
+    selected = [k for k in cfg["notebooks"]
+                if not notebooks or k in notebooks or notebook_source(k)[0] in notebooks
+                or Path(notebook_source(k)[0]).stem in notebooks or notebook_source(k)[1] in notebooks]
     run = {"name": name, "params_file": str(params_file), "seed": seed, "device": _device(),
            "versions": _versions(), "notebooks": [], "wall_time_s": 0.0}
     t_run = time.time()
-    for nb_name in tqdm(selected, desc=f"report {name}", unit="notebook", disable=not progress):
+    for key in tqdm(selected, desc=f"report {name}", unit="notebook", disable=not progress):
+        nb_name, stem = notebook_source(key)
         source = NOTEBOOK_DIR / nb_name
         if not source.exists():
             raise FileNotFoundError(f"{params_file} names notebook {nb_name}, not found in {NOTEBOOK_DIR}")
-        params = {**common, **(cfg["notebooks"][nb_name] or {})}
-        params["figures_path"] = str((work_dir / f"{Path(nb_name).stem}.figures.json").resolve())
-        executed = work_dir / nb_name
+        params = {**common, **(cfg["notebooks"][key] or {})}
+        params["figures_path"] = str((work_dir / f"{stem}.figures.json").resolve())
+        executed = work_dir / f"{stem}.ipynb"
         t0 = time.time()
         try:
             pm.execute_notebook(str(source), str(executed), parameters=params, kernel_name="python3",
@@ -127,11 +141,11 @@ def run_report(params_file: Path, out_root: Path = ROOT / "reports", name: str |
         except pm.PapermillExecutionError as err:
             _export_html(executed)
             raise NotebookFailed(
-                f"notebook {nb_name} failed in cell {err.exec_count}: {err.ename}: {err.evalue}\n"
+                f"notebook {key} failed in cell {err.exec_count}: {err.ename}: {err.evalue}\n"
                 f"executed copy: {executed}; earlier report in {final_dir} left intact"
             ) from None
         _export_html(executed)
-        run["notebooks"].append({"notebook": nb_name, "parameters": params,
+        run["notebooks"].append({"notebook": executed.name, "source": nb_name, "parameters": params,
                                  "wall_time_s": time.time() - t0})
     run["wall_time_s"] = time.time() - t_run
     (work_dir / "run.json").write_text(json.dumps(run, indent=1))

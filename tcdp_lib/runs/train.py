@@ -96,6 +96,22 @@ SMOKE_MODEL = TCDPConfig(
 SMOKE_TRAIN = TrainConfig(steps=20, batch_size=32, log_every=5, checkpoint_every=10, warmup_steps=5)
 """The training of :data:`SMOKE_MODEL` in smoke runs (notebooks 04 and 05)."""
 
+FAMILY_MODELS = {
+    # MetaDrive's 259-dim observations (mostly lidar): the energy MLP on the flattened window would
+    # hold 2.2M weights at width 256 (an 8.8 MB float32 file for that part alone); at width 64
+    # the whole model is 1.7M weights (3.3 MB shipped in float16).
+    "metadrive": TCDPConfig(energy=EnergyConfig(hidden=(64, 64)),
+                            inverse_dynamics=InverseDynamicsConfig(hidden=(128, 128))),
+}
+"""The default model of a family where it differs from ``TCDPConfig()``."""
+
+
+def default_model_config(task: str) -> TCDPConfig:
+    """The model a task trains by default: ``TCDPConfig()``, or its family's (:data:`FAMILY_MODELS`)."""
+    from tcdp_lib.data.tasks import get_task
+
+    return FAMILY_MODELS.get(get_task(task).family, TCDPConfig())
+
 
 @dataclass
 class TrainResult:

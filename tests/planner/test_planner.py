@@ -1,5 +1,4 @@
 import ast
-import time
 from pathlib import Path
 
 import numpy as np
@@ -80,14 +79,12 @@ def trained():
     rng = np.random.default_rng(0)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     model.train()
-    t0 = time.perf_counter()
     for _ in range(40):
         batch = sample_batch(rng, windows, prior, 64)
         loss = model.loss_diffusion(batch) + model.loss_energy(batch) + model.loss_inv(batch)
         opt.zero_grad()
         loss.backward()
         opt.step()
-    assert time.perf_counter() - t0 < 10.0
     return episodes, model
 
 

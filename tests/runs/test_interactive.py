@@ -60,11 +60,24 @@ def test_start_is_reproducible_and_leaves_numpy_global_rng_alone():
     np.random.seed(123)
     expected = np.random.random()
     np.random.seed(123)
+    I._start_observation.cache_clear()
     a = I.start_observation(TASK, 7)
+    I._start_observation.cache_clear()  # made again from a new env, not read from the cache
     b = I.start_observation(TASK, 7)
     np.testing.assert_array_equal(a, b)  # bullet's reset ignores its seed: the global RNG is seeded
     assert not np.array_equal(a, I.start_observation(TASK, 8))
     assert np.random.random() == expected  # and restored
+
+
+def test_a_start_is_made_once_per_process_and_handed_out_as_a_copy(monkeypatch):
+    I._start_observation.cache_clear()
+    made = []
+    real = I.seeded_start
+    monkeypatch.setattr(I, "seeded_start", lambda task, seed=0: made.append(seed) or real(task, seed))
+    a = I.start_observation(TASK, 3)
+    a[:] = 1e9  # a caller's change does not reach the kept start
+    b = I.start_observation(TASK, 3)
+    assert made == [3] and not np.array_equal(a, b)
 
 
 def test_replan_samples_starts_at_the_observation_and_keeps_the_best(model):

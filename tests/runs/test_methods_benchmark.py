@@ -118,3 +118,39 @@ def test_exported_results_read_back_as_the_same_table(grid, tmp_path):
     assert not list((tmp_path / "shipped").rglob("*.pt"))  # results only, no models
     back = collect_results(tmp_path / "shipped")
     assert sorted(json.dumps(r, sort_keys=True) for r in back) == sorted(json.dumps(r, sort_keys=True) for r in results)
+
+
+def test_family_episodes_set_the_episodes_of_a_family_only():
+    from tcdp_lib.runs.benchmark import BenchmarkConfig
+
+    cfg = BenchmarkConfig(methods=("tcdp",), tasks=("OfflineBallRun-v0", "OfflineMetadrive-easysparse-v0"),
+                          episodes=20, family_episodes={"metadrive": 10})
+    assert [c["episodes"] for c in cfg.cells()] == [20, 10]
+    assert {c["task"] for c in PRESETS["full"].cells()} >= {"OfflinePointCircle1Gymnasium-v0",
+                                                            "OfflineMetadrive-easysparse-v0"}
+
+
+def test_metadrive_trains_its_family_model():
+    from tcdp_lib.method.model import TCDPConfig
+    from tcdp_lib.runs.train import default_model_config
+
+    md = default_model_config("OfflineMetadrive-easysparse-v0")
+    assert md.energy.hidden == (64, 64) and md.inverse_dynamics.hidden == (128, 128)
+    assert default_model_config("OfflinePointCircle1Gymnasium-v0") == TCDPConfig()
+
+
+def test_average_leaves_out_tasks_some_method_lacks(grid):
+    _, results = grid
+    frame = results_frame(results)
+    extra = frame[frame["method"] == "tcdp"].assign(task="OfflineBallRun-v0", normalized_reward=9.0)
+    table = benchmark_table(pd_concat(frame, extra), SMOKE.methods)
+    assert (table["task"] == "OfflineBallRun-v0").sum() == 3  # tabulated
+    avg = table.loc[(table["task"] == "average") & (table["method"] == "tcdp"), "reward"].item()
+    mean = frame.loc[frame["method"] == "tcdp", "normalized_reward"].mean()
+    assert avg == pytest.approx(mean)  # but not averaged: only tcdp has it
+
+
+def pd_concat(*frames):
+    import pandas as pd
+
+    return pd.concat(frames, ignore_index=True)

@@ -151,6 +151,22 @@ def test_export_sets_guidance_and_keeps_weights(small_file, tmp_path):
     assert (tmp_path / "ship" / "config.json").exists()
 
 
+def test_half_export_is_smaller_and_loads_as_float32(small_file, tmp_path):
+    from tcdp_lib.runs.checkpoint import export_model
+
+    path, _ = small_file
+    ds = load_dataset("OfflineBallCircle-v0", path)
+    res = train_tcdp(ds, tiny_run(5), run_dir=tmp_path / "run", progress=False)
+    full = export_model(res.model_path, tmp_path / "full" / "model.pt")
+    half = export_model(res.model_path, tmp_path / "half" / "model.pt", half=True)
+    assert half.stat().st_size < 0.7 * full.stat().st_size
+    a, _ = load_model(full)
+    b, _ = load_model(half)
+    for (name, x), y in zip(a.state_dict().items(), b.state_dict().values()):
+        assert y.dtype == x.dtype, name
+        torch.testing.assert_close(y, x.half().to(x.dtype), rtol=0, atol=0)
+
+
 def test_evaluation_starts_are_reproducible():
     class Sine:  # a fixed open-loop policy: any difference comes from the start states
         def reset(self, n_envs, budget):
