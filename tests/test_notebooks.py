@@ -10,7 +10,7 @@ import yaml
 from tcdp_lib.data.card import budget_figures
 from tcdp_lib.data.dataset import load_dataset
 from tcdp_lib.data.tasks import get_task
-from tcdp_lib.paths import ROOT
+from tcdp_lib.paths import ROOT, shipped_model
 from tcdp_lib.runs.report import NotebookFailed, notebook_source, run_report
 
 SMOKE = ROOT / "reports" / "params" / "smoke.yaml"
@@ -128,6 +128,8 @@ def test_budget_planner_notebook_records_latency_sweep_and_rollout(smoke_report,
     assert ro["frames"] >= 2 and ro["plans_kept"] >= 1
     assert figs["plan"]["finite"] and figs["plan"]["n_samples"] >= 1
     assert figs["panel"] is not None and 0 < figs["panel"]["plan_s"] <= figs["panel"]["total_s"]
+    if shipped_model(figs["task"]).exists():  # the family runs plan with the shipped models
+        assert figs["model_source"].startswith("shipped checkpoint"), figs["model_source"]
 
 
 def test_benchmark_notebook_tabulates_every_method(smoke_report):
