@@ -42,7 +42,7 @@ def _cmd_refilter(args) -> int:
     overrides = {k: v for k, v in (("keep_best_per_budget", args.keep_best), ("max_steps", args.max_steps),
                                    ("frontier", args.frontier)) if v is not None}
     result = refilter_dataset(src, Path(args.out) if args.out else src, **overrides)
-    print(f"wrote {result.path}: {result.num_episodes_kept} of {result.num_episodes_logged} episodes, "
+    print(f"wrote {result.path}: {result.num_episodes_kept} of the {result.num_episodes_logged} episodes of {src}, "
           f"{result.num_steps_kept} steps")
     return 0
 

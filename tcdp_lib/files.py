@@ -1,14 +1,14 @@
 """Checkpoint files on disk: written atomically, read without executing code from them.
 
-Shared by every layer that writes model files (the baselines and the training runs).
+Shared by every layer that writes model files (the baselines and the training runs) or checks
+a file's content (datasets). Importing it does not import torch.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
-
-import torch
 
 
 class CheckpointError(ValueError):
@@ -17,6 +17,8 @@ class CheckpointError(ValueError):
 
 def atomic_save(obj, path: Path) -> None:
     """``torch.save`` to a temporary file, then rename: a crash never leaves half a file."""
+    import torch
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
@@ -29,6 +31,8 @@ def atomic_save(obj, path: Path) -> None:
 
 def safe_load(path: Path, map_location="cpu") -> dict:
     """Load a checkpoint without executing code from it (``weights_only=True``)."""
+    import torch
+
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"checkpoint {path} does not exist")
@@ -36,3 +40,12 @@ def safe_load(path: Path, map_location="cpu") -> dict:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # noqa: BLE001 - unpickling refusals and corrupt files alike
         raise CheckpointError(f"cannot read checkpoint {path}: {type(err).__name__}: {err}") from err
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 hex digest of a file, read in 1 MB chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

@@ -31,9 +31,39 @@ from pathlib import Path
 import numpy as np
 
 from tcdp_lib.data.envs import make_env
+from tcdp_lib.data.episodes import split_episodes
 from tcdp_lib.data.tasks import get_task
+from tcdp_lib.files import file_sha256
 
 STAGE_KEYS = ("observations", "next_observations", "actions", "rewards", "costs", "terminals", "timeouts")
+
+
+# -----------------------------------------------------------------------------
+# The frontier the filter never thins
+# -----------------------------------------------------------------------------
+
+
+def frontier_indices(costs: np.ndarray, rewards: np.ndarray) -> np.ndarray:
+    """The best-reward episode at each (rounded) cost level: the filter never drops these."""
+    levels = np.round(costs).astype(np.int64)
+    best = {}
+    for i, (lvl, r) in enumerate(zip(levels, rewards)):
+        if lvl not in best or r > rewards[best[lvl]]:
+            best[lvl] = i
+    return np.array(sorted(best.values()), dtype=np.int64)
+
+
+def pareto_indices(costs: np.ndarray, rewards: np.ndarray) -> np.ndarray:
+    """The episodes that no episode of lower or equal cost beats in reward: the feasible frontier
+    ``max {R_i : C_i <= b}`` is the same for every ``b`` with only these."""
+    order = np.lexsort((-rewards, costs))  # by cost, then best reward first
+    r = rewards[order]
+    best_before = np.concatenate([[-np.inf], np.maximum.accumulate(r)[:-1]])
+    return np.sort(order[r > best_before]).astype(np.int64)
+
+
+FRONTIERS = {"levels": frontier_indices, "pareto": pareto_indices}
+"""The filter's protected frontier, by ``GeneratorConfig.frontier``."""
 
 
 # -----------------------------------------------------------------------------
@@ -96,6 +126,15 @@ class GeneratorConfig:
     """Episodes that switch once between the safest good policy and the boldest one of the run
     (see :func:`run_mixture`); 0: none."""
 
+    def __post_init__(self):
+        if self.frontier not in FRONTIERS:
+            raise ValueError(f"frontier must be one of {sorted(FRONTIERS)}, got {self.frontier!r}")
+
+    @classmethod
+    def from_json(cls, d: dict) -> "GeneratorConfig":
+        """The config of :meth:`to_json` (a file's ``generator["config"]``)."""
+        return cls(**{**d, "phases": tuple(Phase(**p) for p in d["phases"])})
+
     @property
     def total_steps(self) -> int:
         return sum(p.steps for p in self.phases)
@@ -154,7 +193,7 @@ RECIPES: dict[str, GeneratorConfig] = {
     # The Safety-Gymnasium goal task and MetaDrive are sized by the repository's budget: their
     # files keep the Pareto frontier, the best few episodes of each budget and a thin density
     # sample (about 0.17 MB per 1000 steps on MetaDrive, obs 259; 0.22 on PointGoal1, obs 60).
-    # Both generators ran at 55-100 steps/s with other jobs on the machine's two cores (PPO's
+    # Both generators ran at 25-115 steps/s with other jobs on the machine's two cores (PPO's
     # updates and the simulators; MetaDrive's physics step is most of it), so the schedules are
     # short: about 300k steps each.
     #
@@ -467,10 +506,7 @@ def density_filter(episodes: list[dict], cfg: GeneratorConfig) -> list[int]:
     costs = np.array([float(e["costs"].sum()) for e in episodes])
     rewards = np.array([float(e["rewards"].sum()) for e in episodes])
     lengths = np.array([len(e["rewards"]) for e in episodes])
-    if cfg.frontier not in ("levels", "pareto"):
-        raise ValueError(f"frontier must be 'levels' or 'pareto', got {cfg.frontier!r}")
-    frontier = frontier_indices if cfg.frontier == "levels" else pareto_indices
-    protected = set(frontier(costs, rewards).tolist())
+    protected = set(FRONTIERS[cfg.frontier](costs, rewards).tolist())
     for budget in get_task(cfg.task).budgets:
         protected |= set(best_feasible_indices(costs, rewards, budget, cfg.keep_best_per_budget).tolist())
     state = random.getstate()
@@ -497,28 +533,6 @@ def best_feasible_indices(costs: np.ndarray, rewards: np.ndarray, budget: float,
     """The ``k`` highest-reward episodes among those with cost ``<= budget``."""
     feasible = np.flatnonzero(costs <= budget)
     return feasible[np.argsort(-rewards[feasible], kind="stable")[:k]]
-
-
-def frontier_indices(costs: np.ndarray, rewards: np.ndarray) -> np.ndarray:
-    """The best-reward episode at each (rounded) cost level: the filter never drops these."""
-    levels = np.round(costs).astype(np.int64)
-    best = {}
-    for i, (lvl, r) in enumerate(zip(levels, rewards)):
-        if lvl not in best or r > rewards[best[lvl]]:
-            best[lvl] = i
-    return np.array(sorted(best.values()), dtype=np.int64)
-
-
-def pareto_indices(costs: np.ndarray, rewards: np.ndarray) -> np.ndarray:
-    """The episodes that no episode of lower or equal cost beats in reward: the feasible frontier
-    ``max {R_i : C_i <= b}`` is the same for every ``b`` with only these."""
-    order = np.lexsort((-rewards, costs))  # by cost, then best reward first
-    keep, best = [], -np.inf
-    for i in order:
-        if rewards[i] > best:
-            keep.append(int(i))
-            best = rewards[i]
-    return np.array(sorted(keep), dtype=np.int64)
 
 
 def write_dataset(path: Path, episodes: list[dict], metadata: dict) -> None:
@@ -592,14 +606,14 @@ def refilter_dataset(src: Path, out: Path, **filter_overrides) -> GenerationResu
     """Thin a generated dataset file again with a stricter filter, without the generator's work dir.
 
     The file's episodes are the pool; :func:`density_filter` runs on them with the file's own
-    generator config and ``filter_overrides`` (e.g. ``keep_best_per_budget``, ``max_steps``).
-    Protected episodes (each cost level's best, each budget's best ``k``) of the stricter filter
-    are among the file's, so the frontier is unchanged. The metadata records the refiltering
-    (source size and checksum, the fields changed); the reference rewards are those of the kept
-    episodes, as for a generated file. Written atomically; ``src`` may be ``out``.
-    """
-    import hashlib
+    generator config and ``filter_overrides`` (e.g. ``keep_best_per_budget``, ``max_steps``,
+    ``frontier``). The protected episodes of the stricter filter are among the file's, so the best
+    feasible reward at every budget is unchanged. The metadata records the refiltering (source
+    size and checksum, the fields changed); the reference rewards are those of the kept episodes,
+    as for a generated file. Written atomically; ``src`` may be ``out``.
 
+    ``GenerationResult.num_episodes_logged`` is the number of episodes of ``src``.
+    """
     import h5py
 
     src, out = Path(src), Path(out)
@@ -612,29 +626,19 @@ def refilter_dataset(src: Path, out: Path, **filter_overrides) -> GenerationResu
     unknown = set(filter_overrides) - set(FILTER_FIELDS)
     if unknown:
         raise ValueError(f"refilter overrides only the filter's fields {FILTER_FIELDS}, not {sorted(unknown)}")
-    c = dict(gen["config"])
-    c["phases"] = tuple(Phase(**p) for p in c["phases"])
-    cfg = replace(GeneratorConfig(**c), **filter_overrides)
-    from tcdp_lib.data.episodes import split_episodes
-
-    bounds = split_episodes(raw["terminals"], raw["timeouts"])
-    episodes = [{k: v[a:b] for k, v in raw.items()} for a, b in bounds]
-    keep = density_filter(episodes, cfg)
-    kept = [episodes[i] for i in keep]
+    cfg = replace(GeneratorConfig.from_json(gen["config"]), **filter_overrides)
+    episodes = [{k: v[a:b] for k, v in raw.items()} for a, b in split_episodes(raw["terminals"], raw["timeouts"])]
+    kept = [episodes[i] for i in density_filter(episodes, cfg)]
     returns = np.array([e["rewards"].sum() for e in kept])
-    digest = hashlib.sha256(src.read_bytes()).hexdigest()
     gen["config"] = cfg.to_json()
     gen["episodes_kept"] = len(kept)
     gen.setdefault("refiltered", []).append({
-        "from_steps": int(len(raw["rewards"])), "from_episodes": len(episodes), "from_sha256": digest,
+        "from_steps": int(len(raw["rewards"])), "from_episodes": len(episodes), "from_sha256": file_sha256(src),
         "overrides": dict(filter_overrides),
     })
-    metadata = {**{k: v for k, v in attrs.items() if k != "generator"}, "generator": gen,
-                "min_episode_reward": float(returns.min()), "max_episode_reward": float(returns.max())}
-    for k in ("budgets",):
-        if isinstance(metadata.get(k), str):
-            metadata[k] = json.loads(metadata[k])
-    write_dataset(out, kept, metadata)
+    # The other attributes are written back as read (JSON strings stay strings).
+    write_dataset(out, kept, {**attrs, "generator": gen, "min_episode_reward": float(returns.min()),
+                              "max_episode_reward": float(returns.max())})
     return GenerationResult(path=out, num_episodes_logged=len(episodes), num_episodes_kept=len(kept),
                             num_steps_kept=int(sum(len(e["rewards"]) for e in kept)),
                             wall_time_s=float(gen.get("wall_time_s", 0.0)), stages=gen.get("stages", []))

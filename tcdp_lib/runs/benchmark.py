@@ -63,16 +63,13 @@ class BenchmarkConfig:
         from tcdp_lib.data.tasks import get_task
         from tcdp_lib.method.variants import VARIANTS
 
-        common = {k: getattr(self, k) for k in ("episodes", "n_envs", "smoke", "budgets")}
+        common = {k: getattr(self, k) for k in ("n_envs", "smoke", "budgets")}
         planning = self.planning or {}
         by_family = self.family_episodes or {}
-
-        def episodes(task: str) -> int:
-            return int(by_family.get(get_task(task).family, self.episodes))
-
         return [{"method": m, "task": t, "seed": int(s),
                  "steps": self.diffusion_steps if m in VARIANTS else self.baseline_steps,
-                 **common, "episodes": episodes(t), "planning": dict(planning.get(m, {}))}
+                 "episodes": int(by_family.get(get_task(t).family, self.episodes)),
+                 **common, "planning": dict(planning.get(m, {}))}
                 for t in self.tasks for s in self.seeds for m in self.methods]
 
 
@@ -220,9 +217,7 @@ def benchmark_table(frame, methods: tuple[str, ...] | None = None):
         "cost": g["normalized_cost"].mean(), "cost_std": g["normalized_cost"].std(ddof=0),
         "seeds": g["seed"].nunique(),
     }).reset_index()
-    n_methods = table["method"].nunique()
-    complete = table.groupby(["task", "budget"])["method"].transform("nunique") == n_methods
-    avg = table[complete].groupby("method").agg(reward=("reward", "mean"), cost=("cost", "mean"),
+    avg = table[complete_rows(table)].groupby("method").agg(reward=("reward", "mean"), cost=("cost", "mean"),
                                       seeds=("seeds", "min")).reset_index()
     avg["reward_std"] = np.nan
     avg["cost_std"] = np.nan
@@ -232,6 +227,14 @@ def benchmark_table(frame, methods: tuple[str, ...] | None = None):
     order = list(methods or dict.fromkeys(frame["method"]))
     table["method"] = pd.Categorical(table["method"], categories=order, ordered=True)
     return table.sort_values(["task", "budget", "method"], key=None).reset_index(drop=True)
+
+
+def complete_rows(table):
+    """Boolean mask of the (task, budget) rows of ``table`` that every method of it has: the rows
+    the ``average`` row covers."""
+    body = table["task"] != "average"
+    per_row = table.groupby(["task", "budget"], dropna=False)["method"].transform("nunique")
+    return body & (per_row == table.loc[body, "method"].nunique())
 
 
 def format_table(table) -> "object":

@@ -19,7 +19,6 @@ config's values, as :class:`~tcdp_lib.planner.planner.PlannerConfig` does.
 from __future__ import annotations
 
 import functools
-
 import tempfile
 import time
 from dataclasses import dataclass, field

@@ -120,9 +120,11 @@ def run_report(params_file: Path, out_root: Path = ROOT / "reports", name: str |
     work_dir.mkdir(parents=True)
     common = dict(cfg.get("common") or {})
     seed = int(common.get("seed", 0))
-    selected = [k for k in cfg["notebooks"]
-                if not notebooks or k in notebooks or notebook_source(k)[0] in notebooks
-                or Path(notebook_source(k)[0]).stem in notebooks or notebook_source(k)[1] in notebooks]
+    def wanted(key: str) -> bool:  # by key, notebook file, notebook stem or output stem
+        name, stem = notebook_source(key)
+        return not notebooks or bool({key, name, Path(name).stem, stem} & set(notebooks))
+
+    selected = [k for k in cfg["notebooks"] if wanted(k)]
     run = {"name": name, "params_file": str(params_file), "seed": seed, "device": _device(),
            "versions": _versions(), "notebooks": [], "wall_time_s": 0.0}
     t_run = time.time()

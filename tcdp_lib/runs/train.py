@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import hashlib
 import json
 import os
 import time
@@ -35,6 +34,7 @@ from tcdp_lib.method.model import (
 )
 from tcdp_lib.method.windows import Windows
 from tcdp_lib.paths import RUNS_DIR
+from tcdp_lib.files import file_sha256
 from tcdp_lib.runs.checkpoint import CheckpointError, atomic_save, model_payload, safe_load
 
 
@@ -124,14 +124,6 @@ class TrainResult:
     history: list[dict]
     """Loss records: ``{"step", "loss", "diffusion", "energy", "inv", "wall_time_s"}``."""
     wall_time_s: float
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def default_device() -> torch.device:

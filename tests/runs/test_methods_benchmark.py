@@ -4,6 +4,7 @@ import dataclasses
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import tcdp_lib.runs.benchmark as bench
@@ -143,14 +144,8 @@ def test_average_leaves_out_tasks_some_method_lacks(grid):
     _, results = grid
     frame = results_frame(results)
     extra = frame[frame["method"] == "tcdp"].assign(task="OfflineBallRun-v0", normalized_reward=9.0)
-    table = benchmark_table(pd_concat(frame, extra), SMOKE.methods)
+    table = benchmark_table(pd.concat([frame, extra], ignore_index=True), SMOKE.methods)
     assert (table["task"] == "OfflineBallRun-v0").sum() == 3  # tabulated
     avg = table.loc[(table["task"] == "average") & (table["method"] == "tcdp"), "reward"].item()
     mean = frame.loc[frame["method"] == "tcdp", "normalized_reward"].mean()
     assert avg == pytest.approx(mean)  # but not averaged: only tcdp has it
-
-
-def pd_concat(*frames):
-    import pandas as pd
-
-    return pd.concat(frames, ignore_index=True)
