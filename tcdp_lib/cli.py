@@ -1,4 +1,4 @@
-"""The ``tcdp`` command line: generate-data, dataset-card, train, evaluate, benchmark, report."""
+"""The ``tcdp`` command line: generate-data, dataset-card, train, evaluate, diagnose, benchmark, report."""
 
 from __future__ import annotations
 
@@ -91,10 +91,13 @@ def _cmd_evaluate(args) -> int:
 
     _threads(args.threads)
     ds = load_dataset(args.task, args.dataset)
-    pcfg = PlannerConfig(n_samples=args.samples, w_cfg=args.w_cfg, beta=args.beta,
-                         sampling_steps=args.sampling_steps, cost_weight=args.cost_weight)
+    over = {} if args.samples is None else {"n_samples": args.samples}
+    pcfg = PlannerConfig(w_cfg=args.w_cfg, beta=args.beta, sampling_steps=args.sampling_steps,
+                         cost_weight=args.cost_weight, **over)
     model = Path(args.model)
-    make_policy = load_policy(model, args.task, pcfg, replan_every=args.replan_every, method=args.method)
+    warm = None if args.warm_start is None else bool(args.warm_start)
+    make_policy = load_policy(model, args.task, pcfg, replan_every=args.replan_every, method=args.method,
+                              warm_start=warm)
     method = args.method or method_of(model)
     base = model if model.is_dir() else model.parent
     out = Path(args.out) if args.out else base / "eval"
@@ -102,12 +105,42 @@ def _cmd_evaluate(args) -> int:
                           episodes=args.episodes, n_envs=args.n_envs, out_dir=out,
                           progress=not args.quiet,
                           meta={"method": method, "model": str(args.model), "planner": pcfg.__dict__,
-                                "replan_every": args.replan_every})
+                                "replan_every": args.replan_every, "warm_start": warm})
     print(f"{'budget':>7s} {'norm. reward':>14s} {'norm. cost':>12s}  safe")
     for s in summary:
         print(f"{s.budget:7g} {s.normalized_reward:7.3f} ± {s.normalized_reward_std:.3f} "
               f"{s.normalized_cost:6.2f} ± {s.normalized_cost_std:.2f}  {'yes' if s.safe else 'no'}")
     print(f"results: {out}")
+    return 0
+
+
+def _cmd_diagnose(args) -> int:
+    from tcdp_lib.data.dataset import load_dataset
+    from tcdp_lib.planner.planner import PlannerConfig
+    from tcdp_lib.planner.policy import policy_config
+    from tcdp_lib.runs.checkpoint import load_model
+    from tcdp_lib.runs.diagnose import check_budget, diagnose, format_results, write_json
+
+    _threads(args.threads)
+    for b in [*(args.budgets or ()), *(x for x in (args.beta_budget, args.exec_budget) if x is not None)]:
+        check_budget(b)  # before anything slow
+    model, _ = load_model(Path(args.model), task=args.task)  # refuses a model of another task
+    ds = load_dataset(args.task, args.dataset)
+    pcfg = PlannerConfig(**({} if args.samples is None else {"n_samples": args.samples}))
+    policy = policy_config(args.replan_every, None if args.warm_start is None else bool(args.warm_start), args.seed)
+    results = diagnose(ds, model, budgets=args.budgets, episodes=args.episodes, betas=args.betas,
+                       beta_budget=args.beta_budget, exec_budget=args.exec_budget, n_envs=args.n_envs,
+                       seed=args.seed, planner_config=pcfg, policy_config=policy, n_windows=args.windows,
+                       skip=args.skip, progress=not args.quiet)
+    print(f"diagnose {args.task}: model {args.model} ({model.config.variant}), seed {args.seed}, "
+          f"{args.episodes} episodes per rollout row, {pcfg.n_samples} plans per replan, "
+          f"replanning every {policy.replan_every} steps{' (warm start)' if policy.warm_start else ''}\n")
+    print(format_results(results))
+    if args.out:
+        meta = {"task": args.task, "model": str(args.model), "variant": model.config.variant, "seed": args.seed,
+                "episodes": args.episodes, "n_envs": args.n_envs, "windows": args.windows,
+                "planner": pcfg.__dict__, "policy": policy.__dict__, "skip": list(args.skip or ())}
+        print(f"\nresults: {write_json(results, Path(args.out), meta)}")
     return 0
 
 
@@ -231,16 +264,45 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2])
     e.add_argument("--episodes", type=int, default=20, help="episodes per budget and seed")
     e.add_argument("--n-envs", type=int, default=10, help="environments stepped together")
-    e.add_argument("--samples", type=int, default=1, help="plans sampled per replan")
+    e.add_argument("--samples", type=int, default=None, help="plans sampled per replan (default: PlannerConfig's)")
     e.add_argument("--w-cfg", type=float, default=None)
     e.add_argument("--beta", type=float, default=None)
     e.add_argument("--sampling-steps", type=int, default=None)
     e.add_argument("--cost-weight", type=float, default=None, help="TREBI's cost penalty n")
-    e.add_argument("--replan-every", type=int, default=1)
+    e.add_argument("--replan-every", type=int, default=None,
+                   help="environment steps between plans (default: PolicyConfig's)")
+    e.add_argument("--warm-start", type=int, choices=[0, 1], default=None,
+                   help="start each plan from the previous one (default: PolicyConfig's)")
     e.add_argument("--out", default=None, help="result folder (default: beside the model, eval/)")
     e.add_argument("--threads", type=int, default=None)
     e.add_argument("--quiet", action="store_true")
     e.set_defaults(func=_cmd_evaluate)
+
+    d = sub.add_parser("diagnose", help="why a trained planner works: budget response, execution, "
+                       "denoising loss and energy accuracy by noise level, beta sweep")
+    d.add_argument("task")
+    d.add_argument("--model", required=True, help="model.pt of a diffusion run (from tcdp train)")
+    d.add_argument("--dataset", default=None)
+    d.add_argument("--budgets", type=float, nargs="*", default=None,
+                   help="budget response budgets (default: 0 5 10 20 40 and twice the task's largest budget)")
+    d.add_argument("--episodes", type=int, default=4, help="episodes per budget (and per beta)")
+    d.add_argument("--betas", type=float, nargs="*", default=None,
+                   help="energy guidance scales to sweep (default: 0, 0.5, 1 and 2 times the model's beta)")
+    d.add_argument("--beta-budget", type=float, default=None, help="budget of the beta sweep (default: the middle one)")
+    d.add_argument("--exec-budget", type=float, default=None,
+                   help="budget of the execution statistics (default: the middle one)")
+    d.add_argument("--n-envs", type=int, default=4, help="environments stepped together")
+    d.add_argument("--samples", type=int, default=None, help="plans sampled per replan (default: PlannerConfig's)")
+    d.add_argument("--replan-every", type=int, default=None, help="default: PolicyConfig's")
+    d.add_argument("--warm-start", type=int, choices=[0, 1], default=None, help="default: PolicyConfig's")
+    d.add_argument("--windows", type=int, default=256, help="windows per noise level in the loss tables")
+    d.add_argument("--seed", type=int, default=0, help="seeds environment resets, planner noise and window draws")
+    d.add_argument("--skip", nargs="*", default=[], choices=["rollouts", "losses"],
+                   help="leave out the simulator rollouts or the offline loss tables")
+    d.add_argument("--out", default=None, help="folder for diagnose.json (all results, written atomically)")
+    d.add_argument("--threads", type=int, default=None)
+    d.add_argument("--quiet", action="store_true")
+    d.set_defaults(func=_cmd_diagnose)
 
     b = sub.add_parser("benchmark", help="train and evaluate every method over tasks x seeds (resumable)")
     b.add_argument("--preset", default="full", choices=["smoke", "full"],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tcdp_lib.data.card import frontier
+from tcdp_lib.data.frontier import episodes_frontier
 
 BUDGET_COLORS = ("#2ca02c", "#ff7f0e", "#d62728")
 
@@ -29,7 +29,7 @@ def cost_reward_scatter(dataset, title: str | None = None):
         hovertemplate="cost %{x:.0f}<br>reward %{y:.1f}<extra></extra>",
     ))
     grid = np.linspace(0, max(ep.cost_returns.max(), max(dataset.meta.budgets)), 200)
-    _, best = frontier(ep, grid)
+    best = episodes_frontier(ep).r_max(grid, infeasible="nan")
     fig.add_trace(go.Scatter(x=grid, y=best, mode="lines", name="feasible frontier",
                              line=dict(color="black", shape="hv")))
     for b, color in zip(dataset.meta.budgets, BUDGET_COLORS):
@@ -289,7 +289,8 @@ def budget_sweep_curve(points, dataset, title: str = ""):
                              line=dict(color="#d62728")), row=1, col=1)
     fig.add_trace(go.Scattergl(x=ep.cost_returns, y=ep.returns, mode="markers", name="dataset episodes (at C)",
                                marker=dict(size=4, color="rgba(120,120,120,0.35)")), row=1, col=2)
-    grid, best = frontier(ep, np.linspace(0, top, 200))
+    grid = np.linspace(0, top, 200)
+    best = episodes_frontier(ep).r_max(grid, infeasible="nan")
     fig.add_trace(go.Scatter(x=grid, y=best, mode="lines", name="dataset frontier",
                              line=dict(color="black", shape="hv")), row=1, col=2)
     fig.add_trace(go.Scatter(x=b, y=[p.reward for p in points], mode="lines+markers", name="TCDP reward",
@@ -300,6 +301,44 @@ def budget_sweep_curve(points, dataset, title: str = ""):
     fig.update_yaxes(title_text="episode cost C", row=1, col=1)
     fig.update_yaxes(title_text="episode reward R", row=1, col=2)
     fig.update_layout(title=title or f"{dataset.task.task_id}: budget sweep", template="plotly_white", height=420)
+    return fig
+
+
+def beta_sweep_curve(frame, title: str = ""):
+    """Mean episode cost and reward (± one standard deviation) against the energy guidance scale
+    ``beta`` at one budget (``frame``: ``tcdp_lib.runs.diagnose.beta_sweep``), with the budget line."""
+    from plotly.subplots import make_subplots
+    import plotly.graph_objects as go
+
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("episode cost vs beta", "episode reward vs beta"))
+    beta = frame["beta"].to_numpy()
+    budget = float(frame["budget"].iloc[0])
+    fig.add_trace(go.Scatter(x=[beta.min(), beta.max()], y=[budget, budget], mode="lines", name=f"budget {budget:g}",
+                             line=dict(color="black", dash="dash")), row=1, col=1)
+    fig.add_trace(go.Scatter(x=beta, y=frame["cost"], mode="lines+markers", name="cost",
+                             error_y=dict(type="data", array=frame["cost_std"]), line=dict(color="#d62728")), row=1, col=1)
+    fig.add_trace(go.Scatter(x=beta, y=frame["reward"], mode="lines+markers", name="reward",
+                             error_y=dict(type="data", array=frame["reward_std"]), line=dict(color="#1f77b4")),
+                  row=1, col=2)
+    fig.update_xaxes(title_text="beta")
+    fig.update_yaxes(title_text="episode cost C", row=1, col=1)
+    fig.update_yaxes(title_text="episode reward R", row=1, col=2)
+    fig.update_layout(title=title or f"energy guidance at b = {budget:g}", template="plotly_white", height=380)
+    return fig
+
+
+def loss_by_k_curve(frame, title: str = ""):
+    """Denoising loss per noise level with the true, null and shuffled budget condition
+    (``frame``: ``tcdp_lib.runs.diagnose.denoising_loss_by_k``)."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for col, name, color in (("loss_cond", "true budget", "#d62728"), ("loss_uncond", "no budget (null)", "#7f7f7f"),
+                             ("loss_shuffled", "shuffled budgets", "#1f77b4")):
+        fig.add_trace(go.Scatter(x=frame["k"], y=frame[col], mode="lines+markers", name=name, line=dict(color=color)))
+    fig.update_xaxes(title_text="noise level k")
+    fig.update_yaxes(title_text="epsilon loss", type="log")
+    fig.update_layout(title=title or "does the budget condition help the denoiser?", template="plotly_white", height=360)
     return fig
 
 

@@ -31,8 +31,8 @@ class BudgetPlannerPanel:
     Without a display (tests, scripts) the figures are computed and not shown.
     """
 
-    def __init__(self, dataset, model, *, model_source: str = "", tasks=None, n_samples: int = 4,
-                 rollout_steps: int = 50, replan_every: int = 1, seed: int = 0, start_obs_seed: int = 0,
+    def __init__(self, dataset, model, *, model_source: str = "", tasks=None, n_samples: int = 8,
+                 rollout_steps: int = 50, replan_every: int | None = None, seed: int = 0, start_obs_seed: int = 0,
                  dims=(0, 1)):
         self.dataset, self.model, self.model_source = dataset, model, model_source
         self.dims, self.replan_every, self.start_obs_seed = tuple(dims), replan_every, start_obs_seed

@@ -58,13 +58,13 @@ from tcdp_lib.baselines.common import (
     config_from_dict,
     fit_obs_stats,
     load_checkpoint,
-    require_feasible,
     resolve_device,
     save_checkpoint,
     squash_to_box,
 )
 from tcdp_lib.baselines.policy import check_n_envs, check_step_inputs
 from tcdp_lib.data.episodes import Episodes
+from tcdp_lib.data.frontier import Frontier, episodes_frontier, pareto_frontier
 
 METHOD = "cdt"
 
@@ -80,57 +80,7 @@ STATE_TOKEN = TOKEN_TYPES.index("state")
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, eq=False)
-class Frontier:
-    """The data's reward/cost Pareto frontier as the step function ``r_max(kappa)``.
-
-    ``r_max(kappa) = max{R_e : C_e <= kappa} = returns[i]`` with ``i`` the last point whose
-    ``costs[i] <= kappa``.
-    """
-
-    costs: np.ndarray
-    """``(P,)`` strictly increasing episode costs of the frontier points."""
-    returns: np.ndarray
-    """``(P,)`` strictly increasing episode returns of the frontier points."""
-    episode: np.ndarray
-    """``(P,)`` index of the episode at each point (the cheapest, then lowest index, among ties)."""
-
-    def _point(self, target_cost) -> np.ndarray:
-        kappa = np.asarray(target_cost, dtype=np.float64)
-        if not np.all(np.isfinite(kappa)):
-            raise ValueError(f"target costs must be finite, got {kappa}")
-        i = np.searchsorted(self.costs, kappa, side="right") - 1
-        if np.any(i < 0):
-            bad = float(np.min(kappa))
-            raise ValueError(
-                f"no episode is feasible at budget {bad:g}: the smallest episode cost in the data is {self.costs[0]:g}"
-            )
-        return i
-
-    def best_return(self, target_cost) -> np.ndarray:
-        """``r_max(kappa) = max{R_e : C_e <= kappa}``; ``ValueError`` where no episode has ``C_e <= kappa``."""
-        return self.returns[self._point(target_cost)]
-
-    def best_episode(self, target_cost) -> np.ndarray:
-        """``e*(kappa) = argmax{R_e : C_e <= kappa}`` (ties: smallest cost, then smallest index)."""
-        return self.episode[self._point(target_cost)]
-
-
-def pareto_frontier(returns, costs) -> Frontier:
-    """The points ``(C_e, R_e)`` with ``R_e > R_e'`` for every episode ``e'`` ordered before ``e``
-    by (cost ascending, return descending, index ascending): exactly the breakpoints of
-    ``r_max(kappa) = max{R_e : C_e <= kappa}``."""
-    r = np.asarray(returns, dtype=np.float64).reshape(-1)
-    c = np.asarray(costs, dtype=np.float64).reshape(-1)
-    if r.shape != c.shape or r.size == 0:
-        raise ValueError(f"returns and costs must be non-empty and of equal length, got {r.shape} and {c.shape}")
-    if not (np.all(np.isfinite(r)) and np.all(np.isfinite(c))):
-        raise ValueError("returns and costs must be finite (got NaN or inf)")
-    order = np.lexsort((np.arange(r.size), -r, c))  # cost asc, return desc, index asc
-    r_sorted = r[order]
-    best_before = np.concatenate([[-np.inf], np.maximum.accumulate(r_sorted)[:-1]])
-    keep = r_sorted > best_before
-    return Frontier(costs=c[order][keep], returns=r_sorted[keep], episode=order[keep].astype(np.int64))
+# ``Frontier`` and ``pareto_frontier`` live in ``tcdp_lib.data.frontier`` (re-exported here).
 
 
 def target_return(episodes: Episodes, budget: float) -> float:
@@ -138,8 +88,8 @@ def target_return(episodes: Episodes, budget: float) -> float:
 
     ``ValueError`` (naming ``b`` and the smallest episode cost) if no episode is feasible.
     """
-    feasible = require_feasible(episodes.cost_returns, budget)
-    return float(np.max(episodes.returns[feasible]))
+    b = check_budget(budget)
+    return float(episodes_frontier(episodes).best_return(b))
 
 
 @dataclass(frozen=True, eq=False)
@@ -386,7 +336,7 @@ def build_cdt(episodes: Episodes, config: CDTConfig | None = None, action_low=No
     config = resolve_cdt_config(config, episodes)
     stats = fit_obs_stats(episodes.observations)
     low, high = action_box(episodes, action_low, action_high)
-    frontier = pareto_frontier(episodes.returns, episodes.cost_returns)
+    frontier = episodes_frontier(episodes)
     return CDT(config, episodes.obs_dim, episodes.act_dim, stats.mean, stats.std, low, high, frontier)
 
 

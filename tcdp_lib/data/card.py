@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from tcdp_lib.data.episodes import Episodes
+from tcdp_lib.data.frontier import episodes_frontier
 
 
 @dataclass(frozen=True)
@@ -18,26 +19,23 @@ class BudgetFigures:
 
 
 def budget_figures(episodes: Episodes, budgets) -> list[BudgetFigures]:
-    """For each budget: how many episodes have ``C <= b`` and the best reward among them."""
-    out = []
-    for b in budgets:
-        mask = episodes.feasible(b)
-        best = float(episodes.returns[mask].max()) if mask.any() else None
-        out.append(BudgetFigures(float(b), int(mask.sum()), best))
-    return out
+    """For each budget: how many episodes have ``C <= b`` and the best reward among them
+    (``r_max(b)``, ``None`` where no episode is feasible)."""
+    budgets = np.asarray(budgets, dtype=np.float64).reshape(-1)
+    best = episodes_frontier(episodes).r_max(budgets, infeasible="nan") if episodes.num_episodes else \
+        np.full(len(budgets), np.nan)
+    return [BudgetFigures(float(b), int(episodes.feasible(b).sum()), None if np.isnan(r) else float(r))
+            for b, r in zip(budgets, best)]
 
 
 def frontier(episodes: Episodes, grid=None) -> tuple[np.ndarray, np.ndarray]:
-    """The feasible frontier: best episode reward among episodes with cost <= b, for b in ``grid``."""
-    costs, returns = episodes.cost_returns, episodes.returns
+    """The feasible frontier ``r_max(b)`` (best episode reward among episodes with cost <= b) at
+    each b of ``grid`` (default: the distinct episode costs); NaN below every episode cost.
+    Returns ``(grid, r_max)``."""
     if grid is None:
-        grid = np.unique(costs)
+        grid = np.unique(episodes.cost_returns)
     grid = np.asarray(grid, dtype=np.float64)
-    order = np.argsort(costs)
-    best = np.maximum.accumulate(returns[order])
-    idx = np.searchsorted(costs[order], grid, side="right") - 1
-    values = np.where(idx >= 0, best[np.clip(idx, 0, None)], np.nan)
-    return grid, values
+    return grid, episodes_frontier(episodes).r_max(grid, infeasible="nan")
 
 
 def dataset_card_markdown(paths: list[Path]) -> str:

@@ -32,6 +32,7 @@ import numpy as np
 
 from tcdp_lib.data.envs import make_env
 from tcdp_lib.data.episodes import split_episodes
+from tcdp_lib.data.frontier import pareto_indices
 from tcdp_lib.data.tasks import get_task
 from tcdp_lib.files import file_sha256
 
@@ -53,13 +54,9 @@ def frontier_indices(costs: np.ndarray, rewards: np.ndarray) -> np.ndarray:
     return np.array(sorted(best.values()), dtype=np.int64)
 
 
-def pareto_indices(costs: np.ndarray, rewards: np.ndarray) -> np.ndarray:
-    """The episodes that no episode of lower or equal cost beats in reward: the feasible frontier
-    ``max {R_i : C_i <= b}`` is the same for every ``b`` with only these."""
-    order = np.lexsort((-rewards, costs))  # by cost, then best reward first
-    r = rewards[order]
-    best_before = np.concatenate([[-np.inf], np.maximum.accumulate(r)[:-1]])
-    return np.sort(order[r > best_before]).astype(np.int64)
+# ``pareto_indices`` (the episodes no episode of lower or equal cost beats in reward: the feasible
+# frontier ``max {R_i : C_i <= b}`` is the same for every ``b`` with only these) lives in
+# ``tcdp_lib.data.frontier`` with the rest of the feasible frontier; imported here for the filter.
 
 
 FRONTIERS = {"levels": frontier_indices, "pareto": pareto_indices}

@@ -51,9 +51,22 @@ class BudgetEncoder(nn.Module):
         # The learned "no condition" embedding, at the scale of a budget embedding.
         self.null_embedding = nn.Parameter(torch.randn(d_model))
 
-    def null(self, n: int) -> torch.Tensor:
-        """The unconditional embedding for ``n`` rows, ``(n, D)``."""
-        return self.null_embedding.unsqueeze(0).expand(int(n), -1)  # (n, D)
+    def null(self, n: int, steps_left: torch.Tensor | None = None) -> torch.Tensor:
+        """The unconditional embedding for ``n`` rows, ``(n, D)``: the learned null embedding in
+        place of the budget (and target return), plus the steps-left embedding when this encoder
+        has one. CFG's unconditional branch drops only the cost condition; with the steps left
+        dropped too, ``w_cfg > 1`` also exaggerated the time signal (measured: twice the plans'
+        kinematic inconsistency from ``w_cfg`` 1 to 4)."""
+        null = self.null_embedding.unsqueeze(0).expand(int(n), -1)  # (n, D)
+        if self.time_embedder is None:
+            return null
+        return null + self._time(steps_left, null.dtype)  # (n, D)
+
+    def _time(self, steps_left: torch.Tensor | None, dtype) -> torch.Tensor:
+        if steps_left is None:
+            raise ValueError("this encoder is conditioned on the steps left: pass steps_left")
+        frac = steps_left.to(dtype).clamp(0, self.time_scale) / self.time_scale * self.resolution
+        return self.time_embedder(frac)  # (N, D)
 
     def forward(
         self,
@@ -65,14 +78,9 @@ class BudgetEncoder(nn.Module):
     ) -> torch.Tensor:
         """Embed ``budget / budget_scale`` (plus the steps left and the target return when this
         encoder has them); rows in ``mask`` (and, in training, a random ``p_uncond`` share of
-        rows) get the null embedding."""
+        rows) get the null embedding in place of the budget; the steps left are always embedded."""
         scaled = budget.to(self.null_embedding.dtype) / self.budget_scale * self.resolution  # (N,)
         emb = self.embedder(scaled)  # (N, D)
-        if self.time_embedder is not None:
-            if steps_left is None:
-                raise ValueError("this encoder is conditioned on the steps left: pass steps_left")
-            frac = steps_left.to(emb.dtype).clamp(0, self.time_scale) / self.time_scale * self.resolution
-            emb = emb + self.time_embedder(frac)  # (N, D)
         if self.return_embedder is not None:
             if target_return is None:
                 raise ValueError("this encoder is conditioned on a target return: pass target_return")
@@ -82,6 +90,8 @@ class BudgetEncoder(nn.Module):
         if self.training and self.p_uncond > 0:
             u = torch.rand(budget.shape[0], generator=generator, device=budget.device)  # (N,)
             drop = (u < self.p_uncond) if drop is None else (drop | (u < self.p_uncond))
-        if drop is None:
-            return emb
-        return torch.where(drop.unsqueeze(-1), self.null_embedding, emb)  # (N, D)
+        if drop is not None:
+            emb = torch.where(drop.unsqueeze(-1), self.null_embedding, emb)  # (N, D)
+        if self.time_embedder is not None:  # kept in both CFG branches (see ``null``)
+            emb = emb + self._time(steps_left, emb.dtype)  # (N, D)
+        return emb

@@ -58,16 +58,33 @@ def relabel(cost_to_go, episode_cost, budgets) -> Relabeled:
 
 @dataclass(frozen=True)
 class BudgetPrior:
-    """Uniform budget prior on ``[low, high]``, independent of the episode."""
+    """Budget prior of CTGDA pairs: uniform on ``[low, high]``, independent of the episode, and
+    with probability ``p_slack`` a budget just above the episode's own cost instead.
+
+    The slack pairs, ``b = C_0 + s`` with ``s ~ Exponential(mean slack_scale)``, give the pairs a
+    condition the window can explain (``b_t = C_t + s`` is close to the window's own cost-to-go)
+    and put the agent's regime into training: an agent that has spent most of its budget meets
+    small ``b_t`` with many steps left, which the uniform prior almost never draws (measured on
+    BallCircle: 0.02% of its pairs had ``b_t < 1`` with more than 100 steps left). A slack pair
+    still satisfies ``C_0 <= b``: the model keeps learning trajectories *within* the budget, the
+    ones that use most of it weighted up."""
 
     low: float
     """Smallest budget drawn (usually 0)."""
     high: float
     """Largest budget drawn ``b_max`` (from config, or the data's largest episode cost)."""
+    p_slack: float = 0.0
+    """Share of pairs whose budget is the episode's cost plus a small slack."""
+    slack_scale: float = 0.0
+    """Mean of the exponential slack ``b - C_0`` of those pairs."""
 
     def __post_init__(self):
         if not (math.isfinite(self.low) and math.isfinite(self.high) and 0 <= self.low <= self.high):
             raise ValueError(f"budget prior needs finite 0 <= low <= high, got low={self.low}, high={self.high}")
+        if not 0 <= self.p_slack <= 1:
+            raise ValueError(f"p_slack must lie in [0, 1], got {self.p_slack}")
+        if not (math.isfinite(self.slack_scale) and self.slack_scale >= 0):
+            raise ValueError(f"slack_scale must be a finite number >= 0, got {self.slack_scale}")
 
     @classmethod
     def from_costs(cls, episode_costs, low: float = 0.0, high: float | None = None) -> "BudgetPrior":
@@ -135,7 +152,8 @@ def draw_pairs(
     n: int,
     max_rounds: int = 100,
 ) -> PairSample:
-    """Exactly ``n`` kept pairs by rejection on the joint (window ~ uniform, b ~ prior).
+    """Exactly ``n`` kept pairs by rejection on the joint (window ~ uniform, b ~ prior); with
+    ``prior.p_slack > 0`` a binomial share of them are slack pairs (``BudgetPrior``), placed last.
 
     Each round draws fresh windows and fresh budgets, sized from the acceptance rate seen so
     far; kept pairs are i.i.d., so truncating to ``n`` keeps the distribution exact.
@@ -144,6 +162,16 @@ def draw_pairs(
     n_windows = len(episode_cost)
     if n_windows == 0:
         raise ValueError("no windows to draw from")
+    n_slack = int(rng.binomial(int(n), prior.p_slack)) if prior.p_slack > 0 else 0
+    slack_part = None
+    if n_slack:
+        idx = rng.integers(0, n_windows, size=n_slack)
+        b = episode_cost[idx] + rng.exponential(prior.slack_scale, size=n_slack) if prior.slack_scale > 0 \
+            else episode_cost[idx].copy()
+        slack_part = PairSample(idx, b, remaining_budget(np.asarray(cost_to_go)[idx], episode_cost[idx], b), n_slack)
+        n = int(n) - n_slack
+        if n == 0:
+            return slack_part
     if not np.any(prior.prob_feasible(episode_cost) > 0):
         raise ValueError(
             f"no episode is feasible under the prior U[{prior.low}, {prior.high}]: "
@@ -164,7 +192,11 @@ def draw_pairs(
     if kept < n:
         raise ValueError(f"kept only {kept} of {n} pairs after {max_rounds} rounds ({drawn} drawn); raise max_rounds")
     cat = lambda name: np.concatenate([getattr(p, name) for p in parts])[:n]  # noqa: E731
-    return PairSample(cat("window_idx"), cat("budget"), cat("remaining_budget"), drawn)
+    uniform = PairSample(cat("window_idx"), cat("budget"), cat("remaining_budget"), drawn)
+    if slack_part is None:
+        return uniform
+    both = lambda name: np.concatenate([getattr(uniform, name), getattr(slack_part, name)])  # noqa: E731
+    return PairSample(both("window_idx"), both("budget"), both("remaining_budget"), drawn + slack_part.n_drawn)
 
 
 def hindsight_pairs(rng: np.random.Generator, cost_to_go, episode_cost, n: int) -> PairSample:

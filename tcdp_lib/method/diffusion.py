@@ -45,8 +45,27 @@ def linear_alphas_cumprod(n_steps: int, beta_start: float = 1e-4, beta_end: floa
     return np.cumprod(1 - betas)
 
 
+def truncated_cosine_alphas_cumprod(n_steps: int, terminal: float = 1e-3, s: float = 0.008) -> np.ndarray:
+    """The cosine schedule stretched over ``u in (0, u_end]`` so that its last step ends at a
+    finite signal level ``alpha_bar_{K-1} = terminal`` instead of the clipped ``~2e-7``:
+    ``alpha_bar_k = f((k + 1) / K * u_end) / f(0)``.
+
+    With the plain cosine schedule the first sampling step sits at ``alpha_bar = 2.4e-7``, where
+    ``x0 = (x - sqrt(1 - a) eps) / sqrt(a)`` multiplies any error of ``eps`` by ~2000 (measured:
+    mean ``|x0|`` of 184 normalised units, 98.6% of entries clipped). At ``terminal = 1e-3`` the
+    factor is ~32 and ``x_T`` is still noise to 3% (``sqrt(alpha_bar)``).
+    """
+    if not 0 < terminal < 1:
+        raise ValueError(f"terminal alpha_bar must lie in (0, 1), got {terminal}")
+    f0 = math.cos(s / (1 + s) * math.pi / 2) ** 2
+    u_end = math.acos(math.sqrt(terminal * f0)) * 2 / math.pi * (1 + s) - s
+    u = np.arange(1, n_steps + 1, dtype=np.float64) / n_steps * u_end
+    return np.cos((u + s) / (1 + s) * math.pi / 2) ** 2 / f0
+
+
 SCHEDULES: dict[str, Callable[[int], np.ndarray]] = {
     "cosine": cosine_alphas_cumprod,
+    "cosine_trunc": truncated_cosine_alphas_cumprod,
     "linear": linear_alphas_cumprod,
 }
 
@@ -94,8 +113,9 @@ def masked_mse(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -
 
 
 def epsilon_loss(eps_pred: torch.Tensor, noise: torch.Tensor, valid: torch.Tensor, fix_mask: torch.Tensor) -> torch.Tensor:
-    """Epsilon-prediction MSE over real (``valid``, ``(N, H)``) entries that are not inpainted."""
-    weight = valid.unsqueeze(-1) & ~fix_mask  # (N, H, C)
+    """Epsilon-prediction MSE over real (``valid``, ``(N, H)`` or ``(N, H, C)``) entries that are
+    not inpainted."""
+    weight = (valid.unsqueeze(-1) if valid.ndim == 2 else valid) & ~fix_mask  # (N, H, C)
     return masked_mse(eps_pred, noise, weight)
 
 
@@ -119,6 +139,17 @@ def _condition(x, fix_mask, x0_known):
     return x if fix_mask is None else apply_conditioning(x, fix_mask, x0_known)
 
 
+def clip_x0_(x0: torch.Tensor, clip) -> torch.Tensor:
+    """``x0`` clamped: ``clip`` is ``None`` (no clamp), a number ``c`` (``[-c, c]``) or a pair of
+    tensors ``(low, high)`` broadcasting against ``x0`` (per-dimension bounds of the data)."""
+    if clip is None:
+        return x0
+    if not isinstance(clip, (tuple, list)):
+        return x0.clamp(-float(clip), float(clip))
+    low, high = clip
+    return torch.maximum(torch.minimum(x0, high.to(x0.dtype)), low.to(x0.dtype))
+
+
 def ddim_sample(
     model_fn: ModelFn,
     x: torch.Tensor,
@@ -126,7 +157,7 @@ def ddim_sample(
     timesteps: list[int],
     fix_mask: torch.Tensor | None = None,
     x0_known: torch.Tensor | None = None,
-    clip_x0: float | None = None,
+    clip_x0: float | tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Deterministic DDIM (Song et al., 2021): with ``x0 = (x - sqrt(1 - a) eps) / sqrt(a)``,
     ``x_prev = sqrt(a_prev) x0 + sqrt(1 - a_prev) eps``; ``a_prev = 1`` after the last step."""
@@ -138,7 +169,7 @@ def ddim_sample(
         eps = model_fn(x, torch.full((n,), k, dtype=torch.long, device=x.device))  # (N, H, C)
         x0 = (x - math.sqrt(1 - a) * eps) / math.sqrt(a)  # (N, H, C)
         if clip_x0 is not None:
-            x0 = x0.clamp(-clip_x0, clip_x0)
+            x0 = clip_x0_(x0, clip_x0)
             eps = (x - math.sqrt(a) * x0) / math.sqrt(1 - a)
         x0 = _condition(x0, fix_mask, x0_known)
         x = math.sqrt(a_prev) * x0 + math.sqrt(1 - a_prev) * eps  # (N, H, C)
@@ -153,7 +184,7 @@ def dpm_solver_2m_sample(
     timesteps: list[int],
     fix_mask: torch.Tensor | None = None,
     x0_known: torch.Tensor | None = None,
-    clip_x0: float | None = None,
+    clip_x0: float | tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """DPM-Solver++(2M) (Lu et al., 2022), data prediction, multistep.
 
@@ -173,8 +204,7 @@ def dpm_solver_2m_sample(
     for i, k in enumerate(timesteps):
         eps = model_fn(x, torch.full((n,), k, dtype=torch.long, device=x.device))  # (N, H, C)
         x0 = (x - sigma[i] * eps) / alpha[i]  # (N, H, C)
-        if clip_x0 is not None:
-            x0 = x0.clamp(-clip_x0, clip_x0)
+        x0 = clip_x0_(x0, clip_x0)
         x0 = _condition(x0, fix_mask, x0_known)
         if i == len(timesteps) - 1:
             return _condition(x0, fix_mask, x0_known)

@@ -40,16 +40,17 @@ def energy_guide(eps: torch.Tensor, grad: torch.Tensor, alpha_bar: torch.Tensor,
 
 class EnergyGradient(NamedTuple):
     value: torch.Tensor
-    """``(N,)`` predicted QN-normalised return ``E(x_k, k[, b])``."""
+    """``(N,)`` the energy ``E(x_k, k[, b, steps left])``."""
     grad: torch.Tensor
     """``(N, H, C)`` ``dE / dx_k``."""
 
 
 class EnergyModel(nn.Module):
-    """MLP ``E(x_k, k, b)`` on the flattened noisy normalised trajectory, a sinusoidal embedding
-    of the diffusion step ``k``, and (when ``budget_scale`` is set) the scaled remaining budget
-    ``b / budget_scale``. Predicts the QN-normalised return (``qn.py``), whose meaning depends on
-    the budget, hence the budget input."""
+    """MLP on the flattened noisy normalised trajectory, a sinusoidal embedding of the diffusion
+    step ``k``, and optional scalars: the scaled remaining budget ``b / budget_scale`` (when
+    ``budget_scale`` is set) and the scaled steps left ``steps_left / time_scale`` (when
+    ``time_scale`` is set). ``n_out`` outputs; ``forward`` returns ``(N,)`` for one output and
+    ``(N, n_out)`` otherwise."""
 
     def __init__(
         self,
@@ -58,44 +59,97 @@ class EnergyModel(nn.Module):
         hidden: tuple[int, ...] = (256, 256),
         t_embed_dim: int = 32,
         budget_scale: float | None = None,
+        time_scale: float | None = None,
+        n_out: int = 1,
     ):
         super().__init__()
-        if budget_scale is not None and not (math.isfinite(budget_scale) and budget_scale > 0):
-            raise ValueError(f"budget_scale must be None or a finite number > 0, got {budget_scale}")
-        self.horizon, self.obs_dim = horizon, obs_dim
+        for name, v in (("budget_scale", budget_scale), ("time_scale", time_scale)):
+            if v is not None and not (math.isfinite(v) and v > 0):
+                raise ValueError(f"{name} must be None or a finite number > 0, got {v}")
+        self.horizon, self.obs_dim, self.n_out = horizon, obs_dim, int(n_out)
         self.budget_scale = budget_scale
+        self.time_scale = time_scale
         self.register_buffer("freqs", sinusoidal_frequencies(t_embed_dim), persistent=False)
-        in_dim = horizon * obs_dim + t_embed_dim + (1 if budget_scale is not None else 0)
-        self.net = mlp(in_dim, tuple(hidden), 1)
+        in_dim = horizon * obs_dim + t_embed_dim + (budget_scale is not None) + (time_scale is not None)
+        self.net = mlp(in_dim, tuple(hidden), self.n_out)
 
     @property
     def conditioned(self) -> bool:
         return self.budget_scale is not None
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, t: torch.Tensor, c: torch.Tensor | None = None,
+                steps_left: torch.Tensor | None = None) -> torch.Tensor:
         n = x.shape[0]
         feats = [x.reshape(n, -1), sinusoidal_embedding(t, self.freqs).to(x.dtype)]  # (N, H*C), (N, F)
         if self.budget_scale is not None:
             if c is None:
                 raise ValueError("this energy model is budget-conditioned: pass the remaining budget c (N,)")
             feats.append((c.to(x.dtype) / self.budget_scale).reshape(n, 1))  # (N, 1)
-        return self.net(torch.cat(feats, dim=-1)).squeeze(-1)  # (N,)
+        if self.time_scale is not None:
+            if steps_left is None:
+                raise ValueError("this energy model reads the steps left: pass steps_left (N,)")
+            feats.append((steps_left.to(x.dtype).clamp_min(0) / self.time_scale).reshape(n, 1))  # (N, 1)
+        out = self.net(torch.cat(feats, dim=-1))  # (N, n_out)
+        return out.squeeze(-1) if self.n_out == 1 else out
 
-    def gradients(self, x: torch.Tensor, t: torch.Tensor, c: torch.Tensor | None = None) -> EnergyGradient:
+    def gradients(self, x: torch.Tensor, t: torch.Tensor, c: torch.Tensor | None = None,
+                  steps_left: torch.Tensor | None = None) -> EnergyGradient:
         """``(E(x, t, c), dE/dx)`` by autograd; works when called under ``torch.inference_mode``."""
-        return energy_gradients(self, x, t, c)
+        return energy_gradients(self, x, t, c, steps_left)
 
 
-def energy_gradients(energy, x: torch.Tensor, t: torch.Tensor, c: torch.Tensor | None = None) -> EnergyGradient:
-    """``(energy(x, t, c), d energy / dx)`` by autograd, also when called under ``torch.inference_mode``."""
+def energy_gradients(energy, x: torch.Tensor, t: torch.Tensor, c: torch.Tensor | None = None,
+                     steps_left: torch.Tensor | None = None) -> EnergyGradient:
+    """``(energy(x, t, c, steps_left), d energy / dx)`` by autograd, also under ``torch.inference_mode``."""
     with torch.inference_mode(False), torch.enable_grad():
         # clones are normal tensors even if the inputs were made under inference mode
         x = x.detach().clone().requires_grad_(True)
         t = t.clone()
         c = None if c is None else c.clone()
-        value = energy(x, t, c)  # (N,)
+        steps_left = None if steps_left is None else steps_left.clone()
+        value = energy(x, t, c, steps_left)  # (N,)
         (grad,) = torch.autograd.grad(value.sum(), x)  # (N, H, C)
     return EnergyGradient(value.detach(), grad)
+
+
+class ValueCostEnergy(nn.Module):
+    """TCDP's energy: one MLP with two heads on a noisy window ``x_k``, the remaining budget
+    ``b_t`` and the steps left,
+
+    - ``value``: the QN-normalised reward-to-go (``qn.quantile_normalize_to_go``: the rank of the
+      window's reward-to-go among data windows with as many steps left that spend at most
+      ``b_t``), a number in [0, 1] whose meaning does not change with the budget;
+    - ``cost``: the window's cost-to-go ``C_t / budget_scale`` (trained on every window).
+
+    The energy guided toward is ``value - cost_weight * max(cost - b_t / budget_scale, 0)``: the
+    reward pull stops where the predicted spending passes the remaining budget (the QN value
+    alone correlates with cost among feasible windows, so pushing it up pushes cost up). The
+    planner also uses the two heads to pick among samples (``Planner``)."""
+
+    def __init__(self, horizon: int, obs_dim: int, budget_scale: float, time_scale: float,
+                 hidden: tuple[int, ...] = (256, 256), t_embed_dim: int = 32, cost_weight: float = 1.0):
+        super().__init__()
+        self.budget_scale = float(budget_scale)
+        self.cost_weight = float(cost_weight)
+        self.net = EnergyModel(horizon, obs_dim, hidden, t_embed_dim, budget_scale=budget_scale,
+                               time_scale=time_scale, n_out=2)
+
+    def heads(self, x: torch.Tensor, t: torch.Tensor, c: torch.Tensor, steps_left: torch.Tensor
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(value (N,), scaled cost-to-go (N,))``."""
+        out = self.net(x, t, c, steps_left)  # (N, 2)
+        return out[:, 0], out[:, 1]
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, c: torch.Tensor | None = None,
+                steps_left: torch.Tensor | None = None) -> torch.Tensor:
+        if c is None:
+            raise ValueError("the value-cost energy needs the remaining budget c (N,)")
+        value, cost = self.heads(x, t, c, steps_left)
+        return value - self.cost_weight * torch.relu(cost - c.to(x.dtype) / self.budget_scale)  # (N,)
+
+    def gradients(self, x: torch.Tensor, t: torch.Tensor, c: torch.Tensor | None = None,
+                  steps_left: torch.Tensor | None = None) -> EnergyGradient:
+        return energy_gradients(self, x, t, c, steps_left)
 
 
 def reward_cost_energy(reward: torch.Tensor, cost: torch.Tensor, budget: torch.Tensor, cost_weight: float) -> torch.Tensor:
@@ -123,13 +177,14 @@ class RewardCostEnergy(nn.Module):
         self.cost = EnergyModel(horizon, obs_dim, hidden, t_embed_dim)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, c: torch.Tensor | None = None,
-                cost_weight: float | None = None) -> torch.Tensor:
+                steps_left: torch.Tensor | None = None, cost_weight: float | None = None) -> torch.Tensor:
         if c is None:
             raise ValueError("the reward-cost energy needs the remaining budget c (N,)")
         n = self.cost_weight if cost_weight is None else float(cost_weight)
         return reward_cost_energy(self.reward(x, t), self.cost(x, t), c.to(x.dtype) / self.budget_scale, n)
 
-    def gradients(self, x: torch.Tensor, t: torch.Tensor, c: torch.Tensor | None = None) -> EnergyGradient:
+    def gradients(self, x: torch.Tensor, t: torch.Tensor, c: torch.Tensor | None = None,
+                  steps_left: torch.Tensor | None = None) -> EnergyGradient:
         return energy_gradients(self, x, t, c)
 
     def weighted(self, cost_weight: float) -> "WeightedEnergy":
@@ -145,10 +200,12 @@ class WeightedEnergy:
             raise ValueError(f"cost_weight must be a finite number >= 0, got {cost_weight}")
         self.energy, self.cost_weight = energy, float(cost_weight)
 
-    def __call__(self, x: torch.Tensor, t: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
-        return self.energy(x, t, c, self.cost_weight)
+    def __call__(self, x: torch.Tensor, t: torch.Tensor, c: torch.Tensor | None = None,
+                 steps_left: torch.Tensor | None = None) -> torch.Tensor:
+        return self.energy(x, t, c, cost_weight=self.cost_weight)
 
-    def gradients(self, x: torch.Tensor, t: torch.Tensor, c: torch.Tensor | None = None) -> EnergyGradient:
+    def gradients(self, x: torch.Tensor, t: torch.Tensor, c: torch.Tensor | None = None,
+                  steps_left: torch.Tensor | None = None) -> EnergyGradient:
         return energy_gradients(self, x, t, c)
 
 
@@ -172,21 +229,21 @@ def guided_eps(
 
     ``eps = cfg_combine(eps(x, k, null), eps(x, k, enc(b)), w_cfg)``, both passes batched in one
     backbone call (only one pass when ``w_cfg`` is 0 or 1); then, if ``beta != 0``,
-    ``eps - beta * sqrt(1 - alpha_bar_k) * dE/dx`` with ``energy.gradients(x, k, b)``.
+    ``eps - beta * sqrt(1 - alpha_bar_k) * dE/dx`` with ``energy.gradients(x, k, b, steps_left)``.
     ``encoder`` must be in eval mode (no CFG dropout); the condition embeddings are computed
-    once here, not at every step. ``energy`` is any object with ``gradients(x, t, c)``.
+    once here, not at every step. ``energy`` is any object with ``gradients(x, t, c, steps_left)``.
     ``steps_left`` and ``target_return`` go to the encoder with the budget.
     """
     n = budget.shape[0]
     if beta != 0 and energy is None:
         raise ValueError(f"beta={beta} needs an energy model")
     if w_cfg == 0:
-        cond, paired = encoder.null(n), False  # (N, D)
+        cond, paired = encoder.null(n, steps_left), False  # (N, D)
     elif w_cfg == 1:
         cond, paired = encoder(budget, steps_left=steps_left, target_return=target_return), False  # (N, D)
     else:
         cond = encoder(budget, steps_left=steps_left, target_return=target_return)  # (N, D)
-        cond, paired = torch.cat([cond, encoder.null(n)]), True  # (2N, D)
+        cond, paired = torch.cat([cond, encoder.null(n, steps_left)]), True  # (2N, D)
 
     def model_fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         if paired:
@@ -195,7 +252,7 @@ def guided_eps(
         else:
             eps = backbone(x, t, cond)  # (N, H, C)
         if beta != 0:
-            grad = energy.gradients(x, t, budget).grad  # (N, H, C)
+            grad = energy.gradients(x, t, budget, steps_left).grad  # (N, H, C)
             eps = energy_guide(eps, grad, alphas_cumprod[t].to(x.dtype).reshape(-1, 1, 1), beta)
         return eps
 

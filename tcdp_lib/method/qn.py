@@ -102,3 +102,75 @@ def quantile_normalize_pairs(returns, costs, episode, budgets, chunk_size: int =
             u = np.where(hi > lo, (m - lo) / np.maximum(hi - lo, 1), 0.5)
         out[s : s + chunk_size] = np.where(c[ee] <= bb, np.clip(u, 0.0, 1.0), np.nan)
     return out
+
+
+# --------------------------------------------------------------------------------------------
+#                          QN of the reward-to-go (the energy's target)
+# --------------------------------------------------------------------------------------------
+
+
+class ToGoQN:
+    """QN of a window's reward-to-go at its remaining budget: a function of what the energy sees.
+
+    The episode-level QN above ranks a whole episode's return at the episode budget ``b``; a
+    window's energy sees only the window, the remaining budget ``b_t`` and the steps left, and
+    the episode's past is not in it. This map ranks the window's reward-to-go ``R_t`` among the
+    reward-to-go of data windows with about as many steps left (the same bucket of
+    ``steps_left``) whose cost-to-go is within ``b_t``: the same mid rank in [0, 1], so one
+    ``beta`` means "the best feasible continuation" at every budget and every point of an
+    episode. NaN where no reference window of the bucket is feasible.
+
+    The reference is a fixed sample of at most ``max_ref`` windows per bucket (exact ranks over
+    all windows would cost ``P x N`` comparisons a batch).
+    """
+
+    def __init__(self, reward_to_go, cost_to_go, steps_left, n_buckets: int = 8, max_ref: int = 4096,
+                 rng: np.random.Generator | None = None):
+        r, c = _check(reward_to_go, cost_to_go)
+        s = np.asarray(steps_left, dtype=np.float64).reshape(-1)
+        if s.shape != r.shape or r.size == 0:
+            raise ValueError(f"reward_to_go, cost_to_go and steps_left need one non-empty length, "
+                             f"got {r.shape}, {c.shape}, {s.shape}")
+        rng = rng or np.random.default_rng(0)
+        inner = np.quantile(s, np.linspace(0, 1, n_buckets + 1)[1:-1])
+        self.edges = np.unique(inner)  # bucket i: edges[i-1] < s <= edges[i]
+        bucket = np.searchsorted(self.edges, s, side="left")
+        self.ref: list[tuple[np.ndarray, np.ndarray]] = []
+        for i in range(len(self.edges) + 1):
+            idx = np.flatnonzero(bucket == i)
+            if len(idx) > max_ref:
+                idx = rng.choice(idx, size=max_ref, replace=False)
+            self.ref.append((r[idx], c[idx]))
+
+    @classmethod
+    def from_windows(cls, windows, **kwargs) -> "ToGoQN":
+        """The reference of every window of a ``Windows`` (its reward-to-go, cost-to-go, steps left)."""
+        ep = windows.episodes
+        end = ep.bounds[windows.episode, 1]
+        return cls(np.asarray(ep.rewards_to_go)[windows.start], windows.cost_to_go, end - windows.start, **kwargs)
+
+    def __call__(self, reward_to_go, remaining_budget, steps_left) -> np.ndarray:
+        """``(P,)`` QN values of ``P`` windows' reward-to-go at their remaining budgets."""
+        v = np.asarray(reward_to_go, dtype=np.float64).reshape(-1)
+        b = np.asarray(remaining_budget, dtype=np.float64).reshape(-1)
+        s = np.asarray(steps_left, dtype=np.float64).reshape(-1)
+        if not (v.shape == b.shape == s.shape):
+            raise ValueError(f"reward_to_go, remaining_budget and steps_left need one length, got "
+                             f"{v.shape}, {b.shape}, {s.shape}")
+        out = np.full(v.shape, np.nan)
+        bucket = np.searchsorted(self.edges, s, side="left")
+        for i in np.unique(bucket):
+            q = np.flatnonzero(bucket == i)
+            r, c = self.ref[i]
+            feas = c[None, :] <= b[q, None]  # (Q, R)
+            vv = v[q, None]  # (Q, 1)
+            n = feas.sum(1)
+            m = (feas & (r < vv)).sum(1) + (feas & (r <= vv)).sum(1)
+            r_min = np.where(feas, r, np.inf).min(1, keepdims=True)
+            r_max = np.where(feas, r, -np.inf).max(1, keepdims=True)
+            lo = (feas & (r == r_min)).sum(1)
+            hi = 2 * n - (feas & (r == r_max)).sum(1)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                u = np.where(hi > lo, (m - lo) / np.maximum(hi - lo, 1), 0.5)
+            out[q] = np.where(n > 0, np.clip(u, 0.0, 1.0), np.nan)
+        return out

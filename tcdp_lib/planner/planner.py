@@ -2,8 +2,10 @@
 
 At each replan: inpaint the first state with the current observation, condition on the
 remaining budget ``b - cost spent so far`` (clipped at 0), sample ``n_samples`` plans per
-environment with a fast sampler under CFG + energy guidance, keep the plan with the highest
-predicted (QN-normalised) return, and act with inverse dynamics on its first two states.
+environment with a fast sampler under CFG + energy guidance, and keep one: among the plans whose
+predicted cost-to-go fits the remaining budget, the one with the highest predicted
+(QN-normalised) reward-to-go; when none fits, the one predicted cheapest. Act with inverse
+dynamics on its first two states.
 
 Optionally warm-start: begin the sampler from the previous plan shifted by the steps taken
 and noised to an intermediate level, running only the matching tail of the sampling chain.
@@ -19,7 +21,7 @@ import numpy as np
 import torch
 
 from tcdp_lib.method.diffusion import get_sampler, q_sample, sampling_timesteps
-from tcdp_lib.method.guidance import guided_eps
+from tcdp_lib.method.guidance import ValueCostEnergy, guided_eps
 from tcdp_lib.method.model import TCDP
 
 
@@ -32,8 +34,8 @@ def online_remaining_budget(budget, cost_spent) -> np.ndarray:
 class PlannerConfig:
     """Planning-time choices; ``None`` fields take the model config's value."""
 
-    n_samples: int = 1
-    """Plans sampled per environment; the one with the highest predicted value is chosen."""
+    n_samples: int = 8
+    """Plans sampled per environment; the best predicted one within the budget is chosen."""
     sampler: str | None = None
     """Key of ``SAMPLERS``; ``None``: ``model.config.diffusion.sampler``."""
     sampling_steps: int | None = None
@@ -66,18 +68,32 @@ class Plan:
     states: np.ndarray
     """``(B, S, H, obs_dim)`` planned states (unnormalised); ``states[:, :, 0]`` is the observation."""
     chosen: np.ndarray
-    """``(B,)`` index of the chosen sample per environment (highest predicted value)."""
+    """``(B,)`` index of the chosen sample per environment (:func:`choose`: the best predicted value
+    among the samples predicted within the remaining budget)."""
     actions: np.ndarray
-    """``(B, act_dim)`` inverse dynamics on the chosen plan's first two states."""
+    """``(B, act_dim)`` the action to take now: the chosen plan's first action when the model plans
+    actions, else inverse dynamics on its first two states."""
     values: np.ndarray
-    """``(B, S)`` energy prediction (QN-normalised return) of every sampled plan."""
+    """``(B, S)`` predicted value of every sampled plan (the QN-normalised reward-to-go; the
+    guided energy for TREBI; 0 without an energy model)."""
+    costs: np.ndarray
+    """``(B, S)`` predicted cost-to-go of every sampled plan (NaN without a cost head)."""
     remaining_budget: np.ndarray
     """``(B,)`` the budget condition used (clipped at 0)."""
+    planned_actions: np.ndarray | None = None
+    """``(B, S, H, act_dim)`` planned actions when the model plans them, else ``None``."""
 
     @property
     def best_states(self) -> np.ndarray:
         """``(B, H, obs_dim)`` the chosen plan of each environment."""
         return self.states[np.arange(len(self.chosen)), self.chosen]
+
+    @property
+    def best_actions(self) -> np.ndarray | None:
+        """``(B, H, act_dim)`` the chosen plan's actions (``None`` when actions are not planned)."""
+        if self.planned_actions is None:
+            return None
+        return self.planned_actions[np.arange(len(self.chosen)), self.chosen]
 
     @property
     def value(self) -> np.ndarray:
@@ -102,7 +118,7 @@ class Planner:
         if not model.variant.uses_energy:
             self.beta = 0.0
         self.energy = model.guidance_energy(config.cost_weight)
-        self.clip_x0 = mc.diffusion.clip_x0
+        self.clip_x0 = model.clip_bounds()
         k = mc.diffusion.n_diffusion_steps
         steps = config.sampling_steps or mc.diffusion.sampling_steps
         self.timesteps = sampling_timesteps(k, steps)
@@ -133,26 +149,29 @@ class Planner:
         if obs_t.ndim != 2 or obs_t.shape[1] != m.obs_dim:
             raise ValueError(f"obs must have shape (B, {m.obs_dim}), got {tuple(obs_t.shape)}")
         b_env = torch.as_tensor(np.asarray(remaining_budget), dtype=torch.float32, device=device).reshape(-1)
-        n_env, h, c = obs_t.shape[0], m.horizon, m.obs_dim
+        n_env, h, c = obs_t.shape[0], m.horizon, m.x_dim
         if b_env.shape[0] != n_env:
             raise ValueError(f"remaining_budget must have shape ({n_env},), got {tuple(b_env.shape)}")
         b_env = b_env.clamp_min(0.0)
         if isinstance(generator, (int, np.integer)):
             generator = torch.Generator(device=device).manual_seed(int(generator))
 
-        z0 = m.normalize(obs_t).repeat_interleave(s, 0)  # (B*S, C)
         budget = b_env.repeat_interleave(s)  # (B*S,)
-        x0_known = z0.unsqueeze(1)  # (B*S, 1, C), broadcast over the horizon by the fix mask
+        # (B*S, 1, C): the observation (action channels unused), broadcast over the horizon by the fix mask
+        x0_known = m.encode(obs_t.unsqueeze(1)).repeat_interleave(s, 0)
         noise = torch.randn((n_env * s, h, c), generator=generator, device=device)  # (B*S, H, C)
         if warm_start is None:
             x, timesteps = noise, self.timesteps
         else:
-            prev = torch.as_tensor(warm_start.best_states, dtype=torch.float32, device=device)  # (B, H, C)
-            if prev.shape != (n_env, h, c):
-                raise ValueError(f"warm_start plan has states {tuple(prev.shape)}, expected {(n_env, h, c)}")
+            prev_s = torch.as_tensor(warm_start.best_states, dtype=torch.float32, device=device)  # (B, H, obs)
+            if prev_s.shape != (n_env, h, m.obs_dim):
+                raise ValueError(f"warm_start plan has states {tuple(prev_s.shape)}, expected {(n_env, h, m.obs_dim)}")
+            prev_a = warm_start.best_actions
+            prev_a = None if prev_a is None else torch.as_tensor(prev_a, dtype=torch.float32, device=device)
+            prev = m.encode(prev_s, prev_a)  # (B, H, C)
             k = self.config.warm_shift
             prev = torch.cat([prev[:, k:], prev[:, -1:].expand(n_env, k, c)], dim=1)  # (B, H, C) shifted
-            prev = m.normalize(prev).repeat_interleave(s, 0)  # (B*S, H, C)
+            prev = prev.repeat_interleave(s, 0)  # (B*S, H, C)
             t0 = torch.full((n_env * s,), self.warm_t, dtype=torch.long, device=device)
             x, timesteps = q_sample(prev, t0, noise, m.alphas_cumprod), self.warm_timesteps
 
@@ -162,7 +181,7 @@ class Planner:
             raise ValueError(f"steps_left must have shape ({n_env},), got {left.shape}")
         left_t = torch.as_tensor(left, dtype=torch.float32, device=device).repeat_interleave(s)  # (B*S,)
         target = None
-        if m.variant.condition == "budget_return":
+        if m.variant.condition.uses_return:
             if target_return is None:
                 target = m.target_return(b_env)  # (B,)
             else:
@@ -174,21 +193,45 @@ class Planner:
                               steps_left=left_t, target_return=target)
         x = self.sampler(model_fn, x, m.alphas_cumprod, timesteps, m.fix_mask, x0_known, self.clip_x0)  # (B*S, H, C)
 
-        t_clean = torch.zeros(n_env * s, dtype=torch.long, device=device)
-        if self.energy is None:
-            values = torch.zeros(n_env, s, device=device)  # (B, S) no value model: the first sample
-        else:
-            values = self.energy(x, t_clean, budget).reshape(n_env, s)  # (B, S)
-        chosen = values.argmax(dim=1)  # (B,)
+        values, costs = self._score(x, budget, left_t, n_env, s)  # (B, S), (B, S)
+        chosen = choose(values, costs, b_env)  # (B,)
         xs = x.reshape(n_env, s, h, c)  # (B, S, H, C)
         best = xs[torch.arange(n_env, device=device), chosen]  # (B, H, C)
-        actions = m.inv_dyn(best[:, 0], best[:, 1])  # (B, A)
-        states = m.unnormalize(xs)  # (B, S, H, C)
+        states, planned = m.decode(xs)  # (B, S, H, obs), (B, S, H, A) or None
+        if planned is None:
+            actions = m.inv_dyn(best[:, 0, : m.obs_dim], best[:, 1, : m.obs_dim])  # (B, A)
+        else:
+            actions = planned[torch.arange(n_env, device=device), chosen, 0]  # (B, A)
         states[:, :, 0] = obs_t.unsqueeze(1)  # the first state is the observation (exact, not round-tripped)
         return Plan(
             states=states.cpu().numpy(),
             chosen=chosen.cpu().numpy(),
             actions=actions.cpu().numpy(),
             values=values.cpu().numpy(),
+            costs=costs.cpu().numpy(),
             remaining_budget=b_env.cpu().numpy(),
+            planned_actions=None if planned is None else planned.cpu().numpy(),
         )
+
+    def _score(self, x, budget, steps_left, n_env: int, s: int):
+        """Predicted value and cost-to-go (raw cost units) of clean plans ``x (B*S, H, C)``."""
+        m = self.model
+        t_clean = torch.zeros(n_env * s, dtype=torch.long, device=x.device)
+        nan = torch.full((n_env, s), float("nan"), device=x.device)
+        if isinstance(m.energy, ValueCostEnergy):
+            value, cost = m.energy.heads(x, t_clean, budget, steps_left)
+            return value.reshape(n_env, s), (cost * m.energy.budget_scale).reshape(n_env, s)
+        if self.energy is None:
+            return torch.zeros(n_env, s, device=x.device), nan  # no value model: the first sample
+        return self.energy(x, t_clean, budget, steps_left).reshape(n_env, s), nan
+
+
+def choose(values: torch.Tensor, costs: torch.Tensor, remaining_budget: torch.Tensor) -> torch.Tensor:
+    """``(B,)`` index of the plan to follow among ``S`` samples: the highest value among those whose
+    predicted cost-to-go is within the remaining budget; the cheapest when none is; the highest
+    value when there is no cost prediction (NaN)."""
+    fits = costs <= remaining_budget.reshape(-1, 1)  # (B, S); False where NaN
+    best_fit = torch.where(fits, values, torch.full_like(values, -torch.inf)).argmax(dim=1)
+    cheapest = torch.nan_to_num(costs, nan=torch.inf).argmin(dim=1)
+    no_cost = torch.isnan(costs).all(dim=1)
+    return torch.where(fits.any(dim=1), best_fit, torch.where(no_cost, values.argmax(dim=1), cheapest))

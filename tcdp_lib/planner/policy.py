@@ -33,6 +33,12 @@ class PolicyConfig:
             raise ValueError(f"replan_every must be >= 1, got {self.replan_every}")
 
 
+def policy_config(replan_every: int | None = None, warm_start: bool | None = None, seed: int = 0) -> PolicyConfig:
+    """A :class:`PolicyConfig` with ``None`` fields at their defaults (the callers' one place for them)."""
+    over = {k: v for k, v in (("replan_every", replan_every), ("warm_start", warm_start)) if v is not None}
+    return PolicyConfig(seed=int(seed), **over)
+
+
 class TCDPPolicy:
     """``reset(n_envs, budget)`` then ``act(obs, reward, cost)`` -> actions, planning as it goes."""
 
@@ -57,7 +63,7 @@ class TCDPPolicy:
         self.collected = np.zeros(self.n_envs)
         # CDD's target return: r_max of the episode budget, less the reward collected (as CDT does)
         self.r_max = None
-        if self.model.variant.condition == "budget_return":
+        if self.model.variant.condition.uses_return:
             b = torch.full((self.n_envs,), self.budget, device=self.model.obs_mean.device)
             self.r_max = self.model.target_return(b).cpu().numpy()
         self.t = 0
@@ -67,8 +73,12 @@ class TCDPPolicy:
 
     @torch.inference_mode()
     def _follow(self, obs: np.ndarray, offset: int) -> np.ndarray:
-        """Inverse dynamics from the current observation to the plan's state ``offset + 1``."""
+        """The plan's action ``offset`` when the model plans actions; else inverse dynamics from the
+        current observation to the plan's state ``offset + 1``."""
         m = self.model
+        planned = self.last_plan.best_actions
+        if planned is not None:
+            return planned[:, min(offset, m.horizon - 1)]
         nxt = self.last_plan.best_states[:, min(offset + 1, m.horizon - 1)]
         s = m.normalize(torch.as_tensor(obs, device=m.obs_mean.device))
         s_next = m.normalize(torch.as_tensor(nxt, dtype=torch.float32, device=m.obs_mean.device))

@@ -55,7 +55,8 @@ class BenchmarkConfig:
     """``None``: each task's three DSRL budgets."""
     planning: dict | None = None
     """Per diffusion method, planning-time overrides of ``PlannerConfig`` (``w_cfg``, ``beta``,
-    ``cost_weight``, ...); a method not named plans with its model config's guidance."""
+    ``cost_weight``, ...) and of the policy's execution (``replan_every``, ``warm_start``); a method
+    not named plans with its model config's guidance and the default execution."""
 
     def cells(self) -> list[dict]:
         """Every cell's config, in run order (task, then seed, then method). A cell holds only
@@ -131,7 +132,9 @@ def run_cell(cell: dict, out_root: Path, progress: bool = False, device=None) ->
     t_train = training_wall_time(trained)  # all of the training, also when it was resumed
     from tcdp_lib.planner.planner import PlannerConfig
 
-    make_policy = load_policy(trained, task, PlannerConfig(**cell.get("planning", {})), method=method)
+    planning = dict(cell.get("planning", {}))
+    execution = {k: planning.pop(k) for k in ("replan_every", "warm_start") if k in planning}
+    make_policy = load_policy(trained, task, PlannerConfig(**planning), method=method, **execution)
     budgets = cell["budgets"] or dataset.meta.budgets
     t0 = time.time()
     _, summary = evaluate(dataset, make_policy, budgets=budgets, seeds=(seed,), episodes=cell["episodes"],

@@ -33,7 +33,7 @@ from tcdp_lib.data.tasks import TASKS
 from tcdp_lib.method.model import TCDP
 from tcdp_lib.paths import RUNS_DIR, shipped_model
 from tcdp_lib.planner.planner import Plan, Planner, PlannerConfig
-from tcdp_lib.planner.policy import PolicyConfig, TCDPPolicy
+from tcdp_lib.planner.policy import TCDPPolicy, policy_config
 from tcdp_lib.runs.checkpoint import load_model
 from tcdp_lib.runs.train import SMOKE_MODEL, SMOKE_TRAIN, RunConfig, train_tcdp
 
@@ -182,13 +182,14 @@ def _check_budget(budget) -> np.ndarray:
     return b
 
 
-def planner_config(model: TCDP, *, n_samples: int, beta=None, w_cfg=None, sampling_steps=None) -> PlannerConfig:
+def planner_config(model: TCDP, *, n_samples: int | None = None, beta=None, w_cfg=None, sampling_steps=None) -> PlannerConfig:
     """A :class:`PlannerConfig`, with ``sampling_steps`` checked against the model's diffusion steps."""
     k = model.config.diffusion.n_diffusion_steps
     if sampling_steps is not None and not 1 <= int(sampling_steps) <= k:
         raise ValueError(f"sampling_steps must lie in [1, {k}] (the model's diffusion steps), got {sampling_steps}")
-    return PlannerConfig(n_samples=int(n_samples), beta=beta, w_cfg=w_cfg,
-                         sampling_steps=None if sampling_steps is None else int(sampling_steps))
+    over = {} if n_samples is None else {"n_samples": int(n_samples)}
+    return PlannerConfig(beta=beta, w_cfg=w_cfg, sampling_steps=None if sampling_steps is None else int(sampling_steps),
+                         **over)
 
 
 # --------------------------------------------------------------------------------------------
@@ -208,9 +209,10 @@ class ReplanResult:
 
 
 def replan(model: TCDP, obs, budget, *, beta=None, w_cfg=None, sampling_steps=None, seed: int = 0,
-           n_samples: int = 4, steps_left=None) -> ReplanResult:
+           n_samples: int | None = None, steps_left=None) -> ReplanResult:
     """Sample ``n_samples`` plans from ``obs`` (``(obs_dim,)`` or ``(B, obs_dim)``) at ``budget``
-    (a number or ``(B,)``) and keep the one of highest predicted value; ``seed`` seeds the noise.
+    (a number or ``(B,)``) and keep the planner's choice (the best predicted value among the plans
+    predicted within the budget); ``seed`` seeds the noise.
 
     ``steps_left=None`` plans as from the start of an episode, as the policy does at step 0.
     """
@@ -279,7 +281,7 @@ class Rollout:
 
 
 def rollout(task: str, model: TCDP, budget: float, *, beta=None, w_cfg=None, sampling_steps=None, seed: int = 0,
-            steps: int | None = None, n_samples: int = 4, replan_every: int = 1, warm_start: bool = False,
+            steps: int | None = None, n_samples: int | None = None, replan_every: int | None = None, warm_start: bool | None = None,
             plans_every: int = 10, render_every: int = 0, frame_size: tuple[int, int] = (240, 180),
             start_obs_seed: int = 0) -> Rollout:
     """Run :class:`TCDPPolicy` in one environment of ``task`` from ``seeded_start(task, start_obs_seed)``
@@ -299,7 +301,7 @@ def rollout(task: str, model: TCDP, budget: float, *, beta=None, w_cfg=None, sam
     t0 = time.perf_counter()
     policy = TCDPPolicy(model, planner_config(model, n_samples=n_samples, beta=beta, w_cfg=w_cfg,
                                               sampling_steps=sampling_steps),
-                        PolicyConfig(replan_every=replan_every, warm_start=warm_start, seed=int(seed)))
+                        policy_config(replan_every, warm_start, seed))
     env, obs = seeded_start(task, start_obs_seed)
     try:
         policy.reset(1, b)
@@ -366,8 +368,8 @@ class SweepPoint:
 
 
 def budget_sweep(task: str, model: TCDP, dataset: Dataset, budgets, *, episodes: int, seed: int = 0,
-                 n_envs: int = 10, beta=None, w_cfg=None, sampling_steps=None, n_samples: int = 4,
-                 replan_every: int = 1, progress: bool = True) -> list[SweepPoint]:
+                 n_envs: int = 10, beta=None, w_cfg=None, sampling_steps=None, n_samples: int | None = None,
+                 replan_every: int | None = None, progress: bool = True) -> list[SweepPoint]:
     """Evaluate the TCDP policy at each budget with ``run_episodes`` and return one
     :class:`SweepPoint` per budget, in order.
 
@@ -387,7 +389,7 @@ def budget_sweep(task: str, model: TCDP, dataset: Dataset, budgets, *, episodes:
     pcfg = planner_config(model, n_samples=n_samples, beta=beta, w_cfg=w_cfg, sampling_steps=sampling_steps)
 
     def make_policy(s):
-        return TCDPPolicy(model, pcfg, PolicyConfig(replan_every=replan_every, seed=int(s)))
+        return TCDPPolicy(model, pcfg, policy_config(replan_every, None, s))
 
     points = []
     for b in budgets:
@@ -424,7 +426,7 @@ class PanelUpdate:
 
 
 def panel_update(task: str, model: TCDP, budget: float, *, beta=None, w_cfg=None, sampling_steps=None,
-                 seed: int = 0, n_samples: int = 4, rollout_steps: int = 50, replan_every: int = 1,
+                 seed: int = 0, n_samples: int | None = None, rollout_steps: int = 50, replan_every: int | None = None,
                  render_every: int = 0, start_obs_seed: int = 0,
                  redraw: Callable[[ReplanResult, Rollout | None], Any] | None = None,
                  on_plan: Callable[[ReplanResult], None] | None = None) -> PanelUpdate:
@@ -470,7 +472,7 @@ class Latency:
 
 
 def measure_latency(task: str, model: TCDP, budget: float, *, beta=None, w_cfg=None, sampling_steps=None,
-                    seed: int = 0, n_samples: int = 4, rollout_steps: int = 50, replan_every: int = 1,
+                    seed: int = 0, n_samples: int | None = None, rollout_steps: int = 50, replan_every: int | None = None,
                     repeats: int = 3, start_obs_seed: int = 0,
                     redraw: Callable[[ReplanResult, Rollout | None], Any] | None = None) -> Latency:
     """Time :func:`panel_update` once cold, then ``repeats`` times; medians and maxima in seconds."""

@@ -25,7 +25,7 @@ from tcdp_lib.files import CheckpointError, safe_load
 from tcdp_lib.method.model import TCDPConfig
 from tcdp_lib.method.variants import VARIANTS
 from tcdp_lib.planner.planner import PlannerConfig
-from tcdp_lib.planner.policy import PolicyConfig, TCDPPolicy
+from tcdp_lib.planner.policy import TCDPPolicy, policy_config
 from tcdp_lib.runs.checkpoint import load_model
 from tcdp_lib.runs.train import RunConfig, TrainConfig, default_model_config, train_tcdp
 
@@ -116,8 +116,8 @@ def training_wall_time(path: Path) -> float:
     return float(history[-1]["wall_time_s"]) if history else 0.0
 
 
-def load_policy(path: Path, task: str, planner_config: PlannerConfig | None = None, replan_every: int = 1,
-                method: str | None = None):
+def load_policy(path: Path, task: str, planner_config: PlannerConfig | None = None, replan_every: int | None = None,
+                method: str | None = None, warm_start: bool | None = None):
     """``make_policy(seed) -> Policy`` for the trained ``path`` (a model file, a baseline
     manifest, or a run directory holding either). Refuses a file of another task, and one of
     another method than ``method`` when that is given."""
@@ -129,7 +129,7 @@ def load_policy(path: Path, task: str, planner_config: PlannerConfig | None = No
             raise CheckpointError(f"{path} holds a {found!r} model, not the requested method {method!r}")
 
         def make_diffusion(seed: int):
-            return TCDPPolicy(model, planner_config, PolicyConfig(replan_every=replan_every, seed=seed))
+            return TCDPPolicy(model, planner_config, policy_config(replan_every, warm_start, seed))
 
         return make_diffusion
     body = json.loads(path.read_text())

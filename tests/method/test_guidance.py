@@ -52,7 +52,7 @@ class LinearEnergy:
     def value(self, x):
         return (x * self.w).flatten(1).sum(-1)
 
-    def gradients(self, x, t, c=None):
+    def gradients(self, x, t, c=None, steps_left=None):
         return EnergyGradient(self.value(x), self.w.expand_as(x))
 
 

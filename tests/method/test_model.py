@@ -49,7 +49,13 @@ def test_from_episodes_resolves_data_fields(episodes):
     model = TCDP.from_episodes(episodes, tiny_config())
     assert model.config.budget.b_max == pytest.approx(episodes.cost_returns.max())
     assert model.config.budget.budget_scale == model.config.budget.b_max
-    assert model.budget_prior() == BudgetPrior(0.0, model.config.budget.b_max)
+    b = model.config.budget
+    assert b.slack_scale == pytest.approx(0.05 * b.b_max)  # None resolves to 5% of b_max
+    assert model.budget_prior() == BudgetPrior(0.0, b.b_max, p_slack=b.p_slack, slack_scale=b.slack_scale)
+    # the x0 clamp bounds: each dimension's range in the normalised data (observations and next ones)
+    z = model.normalizer.normalize(np.concatenate([episodes.observations, episodes.next_observations]))
+    np.testing.assert_allclose(model.x_low.numpy(), z.min(0), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(model.x_high.numpy(), z.max(0), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(model.obs_mean.numpy(), episodes.observations.mean(0), rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="b_max"):
         TCDP(tiny_config(), 3, 2, model.normalizer, [-1, -1], [1, 1])
@@ -111,12 +117,14 @@ def test_diffusion_loss_masks_padding_and_the_inpainted_state(episodes):
 
 
 def test_save_load_roundtrip(episodes, tmp_path):
+    from tcdp_lib.runs.checkpoint import atomic_save, load_model, model_payload
+
     model = TCDP.from_episodes(episodes, tiny_config())
     with torch.no_grad():
         for p in model.parameters():
             p.add_(0.01 * torch.randn_like(p))
-    model.save(tmp_path / "m.pt")
-    back = TCDP.load(tmp_path / "m.pt")
-    assert back.config == model.config
+    atomic_save(model_payload(model, "OfflineBallCircle-v0", {"task": "OfflineBallCircle-v0"}), tmp_path / "m.pt")
+    back, run_config = load_model(tmp_path / "m.pt", task="OfflineBallCircle-v0")
+    assert back.config == model.config and run_config == {"task": "OfflineBallCircle-v0"}
     for (k, v), (k2, v2) in zip(model.state_dict().items(), back.state_dict().items()):
         assert k == k2 and torch.equal(v, v2)

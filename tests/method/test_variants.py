@@ -12,7 +12,7 @@ from tcdp_lib.method.guidance import RewardCostEnergy, reward_cost_energy
 from tcdp_lib.method.model import TCDP, TCDPConfig, best_return_frontier, make_batch
 from tcdp_lib.method.variants import VARIANTS, Variant, get_variant
 from tcdp_lib.method.windows import Windows
-from tcdp_lib.planner.planner import Planner
+from tcdp_lib.planner.planner import Planner, PlannerConfig
 from tcdp_lib.runs.train import SMOKE_MODEL
 
 
@@ -28,12 +28,12 @@ def batch_of(episodes, model, n=6, seed=0):
 
 def test_registry_names_and_errors():
     assert {"tcdp", "trebi", "cdd"} <= set(VARIANTS)
-    assert get_variant("trebi").condition == "none" and get_variant("trebi").energy == "reward_cost"
-    assert get_variant("cdd").condition == "budget_return" and not get_variant("cdd").uses_energy
+    assert get_variant("trebi").condition.name == "none" and get_variant("trebi").energy.name == "reward_cost"
+    assert get_variant("cdd").condition.name == "budget_return" and not get_variant("cdd").uses_energy
     with pytest.raises(ValueError, match="valid choices"):
         get_variant("nope")
-    with pytest.raises(ValueError, match="unknown energy"):
-        Variant("x", "budget", "ctgda", "bogus", "")
+    with pytest.raises(ValueError, match="energy must be a Energy strategy"):
+        Variant("x", get_variant("tcdp").condition, get_variant("tcdp").pairs, "bogus", "")
     with pytest.raises(ValueError, match="unknown diffusion variant"):
         TCDPConfig(variant="nope")
 
@@ -102,8 +102,10 @@ def test_tcdp_ignores_the_return_and_trebi_ignores_the_budget(episodes):
     torch.testing.assert_close(tcdp.condition(more_return), tcdp.condition(batch))
     other_budget = dataclasses.replace(batch, remaining_budget=batch.remaining_budget + 3.0)
     assert not torch.allclose(tcdp.condition(other_budget), tcdp.condition(batch))
-    # TREBI samples an unconditional prior: the null embedding whatever the budget
-    torch.testing.assert_close(trebi.condition(other_budget), trebi.encoder.null(len(batch.target)))
+    # TREBI samples an unconditional prior: the null embedding (with the steps left) whatever the budget
+    null = trebi.encoder.null(len(batch.target), batch.steps_left)
+    torch.testing.assert_close(trebi.condition(other_budget), null)
+    torch.testing.assert_close(trebi.condition(batch), null)
 
 
 def test_trebi_energy_targets_are_scaled_reward_and_cost_to_go(episodes):
@@ -121,8 +123,8 @@ def test_planner_switches_off_what_a_variant_lacks(episodes):
     assert Planner(cdd).beta == 0.0 and Planner(cdd).w_cfg == cdd.config.guidance.w_cfg
     obs = episodes.observations[:3]
     for model in (trebi, cdd):
-        plan = Planner(model).plan(obs, np.array([0.0, 5.0, 50.0]), generator=0)
-        assert plan.states.shape == (3, 1, model.horizon, episodes.obs_dim)
+        plan = Planner(model, PlannerConfig(n_samples=2)).plan(obs, np.array([0.0, 5.0, 50.0]), generator=0)
+        assert plan.states.shape == (3, 2, model.horizon, episodes.obs_dim)
         assert np.all(np.isfinite(plan.actions))
     with pytest.raises(ValueError, match="target_return"):
         Planner(cdd).plan(obs, np.zeros(3), target_return=np.zeros(2))

@@ -92,12 +92,13 @@ def trained():
 def test_end_to_end_plan_for_two_envs(trained, sampler):
     episodes, model = trained
     obs = episodes.observations[[0, 45]]
-    planner = Planner(model, PlannerConfig(sampler=sampler, beta=0.05))
+    planner = Planner(model, PlannerConfig(sampler=sampler, beta=0.05, n_samples=1))
     plan = planner.plan(obs, np.array([3.0, 10.0]), generator=0)
     assert isinstance(plan, Plan)
     assert plan.states.shape == (2, 1, H, OBS)
     assert plan.actions.shape == (2, ACT) and plan.values.shape == (2, 1) and plan.chosen.shape == (2,)
-    for a in (plan.states, plan.actions, plan.values):
+    assert plan.costs.shape == (2, 1)  # TCDP's energy has a cost head: a prediction per sample
+    for a in (plan.states, plan.actions, plan.values, plan.costs):
         assert np.all(np.isfinite(a))
     np.testing.assert_array_equal(plan.states[:, 0, 0], obs)  # inpainted first state
     assert np.all(plan.actions >= -1) and np.all(plan.actions <= 1)
@@ -109,13 +110,20 @@ def test_end_to_end_plan_for_two_envs(trained, sampler):
     assert not np.array_equal(other.states, plan.states)
 
 
-def test_n_samples_selects_highest_value_and_actions_follow(trained):
+def test_n_samples_selects_best_within_budget_and_actions_follow(trained):
     episodes, model = trained
     obs = episodes.observations[[3, 70, 100]]
     plan = Planner(model, PlannerConfig(n_samples=4)).plan(obs, [1.0, 2.0, 3.0], generator=torch.Generator().manual_seed(5))
-    assert plan.states.shape == (3, 4, H, OBS) and plan.values.shape == (3, 4)
-    np.testing.assert_array_equal(plan.chosen, plan.values.argmax(1))
-    np.testing.assert_array_equal(plan.value, plan.values.max(1))
+    assert plan.states.shape == (3, 4, H, OBS) and plan.values.shape == (3, 4) and plan.costs.shape == (3, 4)
+    assert np.all(np.isfinite(plan.costs))
+    # the chosen sample: highest value among those predicted within the budget, else the cheapest
+    for e in range(3):
+        fits = plan.costs[e] <= plan.remaining_budget[e]
+        if fits.any():
+            assert fits[plan.chosen[e]] and plan.values[e, plan.chosen[e]] == plan.values[e, fits].max()
+        else:
+            assert plan.costs[e, plan.chosen[e]] == plan.costs[e].min()
+    np.testing.assert_array_equal(plan.value, plan.values[np.arange(3), plan.chosen])
     np.testing.assert_array_equal(plan.states[:, :, 0], np.repeat(obs[:, None], 4, axis=1))
     # actions are inverse dynamics on the chosen plan's first two (normalised) states
     with torch.no_grad():

@@ -162,9 +162,13 @@ def test_half_export_is_smaller_and_loads_as_float32(small_file, tmp_path):
     assert half.stat().st_size < 0.7 * full.stat().st_size
     a, _ = load_model(full)
     b, _ = load_model(half)
+    weights = {name for name, _ in a.named_parameters()}
+    assert weights and any(name not in weights for name in a.state_dict())
     for (name, x), y in zip(a.state_dict().items(), b.state_dict().values()):
         assert y.dtype == x.dtype, name
-        torch.testing.assert_close(y, x.half().to(x.dtype), rtol=0, atol=0)
+        # learned weights are rounded to float16; buffers (schedule, normaliser, bounds) are exact
+        want = x.half().to(x.dtype) if name in weights else x
+        torch.testing.assert_close(y, want, rtol=0, atol=0, msg=name)
 
 
 def test_evaluation_starts_are_reproducible():
