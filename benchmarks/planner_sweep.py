@@ -32,6 +32,7 @@ def main(argv=None) -> int:
     p.add_argument("--beta", type=float, nargs="*", default=[None])
     p.add_argument("--cost-weight", type=float, nargs="*", default=[None])
     p.add_argument("--sampling-steps", type=int, nargs="*", default=[None])
+    p.add_argument("--budget-fraction", type=float, nargs="*", default=[None])
     p.add_argument("--episodes", type=int, default=10)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--n-envs", type=int, default=10)
@@ -54,10 +55,10 @@ def main(argv=None) -> int:
     model, _ = load_model(args.model, task=args.task)
     rows = []
     grid = list(itertools.product(args.replan_every, args.warm_start, args.samples, args.w_cfg, args.beta,
-                                  args.cost_weight, args.sampling_steps))
-    for replan, warm, samples, w, beta, n_cost, steps in grid:
+                                  args.cost_weight, args.sampling_steps, args.budget_fraction))
+    for replan, warm, samples, w, beta, n_cost, steps, frac in grid:
         over = {k: v for k, v in (("n_samples", samples), ("w_cfg", w), ("beta", beta), ("cost_weight", n_cost),
-                                  ("sampling_steps", steps)) if v is not None}
+                                  ("sampling_steps", steps), ("budget_fraction", frac)) if v is not None}
         pcfg = PlannerConfig(**over)
         pol = {k: v for k, v in (("replan_every", replan), ("warm_start", None if warm is None else bool(warm)))
                if v is not None}

@@ -93,7 +93,7 @@ def _cmd_evaluate(args) -> int:
     ds = load_dataset(args.task, args.dataset)
     over = {} if args.samples is None else {"n_samples": args.samples}
     pcfg = PlannerConfig(w_cfg=args.w_cfg, beta=args.beta, sampling_steps=args.sampling_steps,
-                         cost_weight=args.cost_weight, **over)
+                         cost_weight=args.cost_weight, budget_fraction=args.budget_fraction, **over)
     model = Path(args.model)
     warm = None if args.warm_start is None else bool(args.warm_start)
     make_policy = load_policy(model, args.task, pcfg, replan_every=args.replan_every, method=args.method,
@@ -177,7 +177,8 @@ def _cmd_benchmark(args) -> int:
 def _cmd_export(args) -> int:
     from tcdp_lib.runs.checkpoint import export_model
 
-    out = export_model(Path(args.model), Path(args.out), w_cfg=args.w_cfg, beta=args.beta, half=args.half)
+    out = export_model(Path(args.model), Path(args.out), w_cfg=args.w_cfg, beta=args.beta, half=args.half,
+                       budget_fraction=args.budget_fraction)
     print(f"wrote {out}")
     return 0
 
@@ -267,6 +268,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--samples", type=int, default=None, help="plans sampled per replan (default: PlannerConfig's)")
     e.add_argument("--w-cfg", type=float, default=None)
     e.add_argument("--beta", type=float, default=None)
+    e.add_argument("--budget-fraction", type=float, default=None,
+                   help="share of the remaining budget planned for (default: the model's)")
     e.add_argument("--sampling-steps", type=int, default=None)
     e.add_argument("--cost-weight", type=float, default=None, help="TREBI's cost penalty n")
     e.add_argument("--replan-every", type=int, default=None,
@@ -326,6 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("out", help="e.g. data/checkpoints/TASK/model.pt")
     x.add_argument("--w-cfg", type=float, default=None)
     x.add_argument("--beta", type=float, default=None)
+    x.add_argument("--budget-fraction", type=float, default=None, help="share of the remaining budget planned for")
     x.add_argument("--half", action="store_true", help="store the weights in float16 (half the file)")
     x.set_defaults(func=_cmd_export)
 

@@ -77,6 +77,10 @@ class BudgetPrior:
     """Share of pairs whose budget is the episode's cost plus a small slack."""
     slack_scale: float = 0.0
     """Mean of the exponential slack ``b - C_0`` of those pairs."""
+    power: float = 1.0
+    """Shape of the budget draw ``b = low + (high - low) u^power``, ``u ~ U[0, 1]``: 1 uniform,
+    above 1 more small budgets (2: P(b <= high / 8) = 35% instead of 12.5%). An agent lives at
+    small remaining budgets ``b_t`` for most of an episode (``b_t`` runs from ``b`` down to 0)."""
 
     def __post_init__(self):
         if not (math.isfinite(self.low) and math.isfinite(self.high) and 0 <= self.low <= self.high):
@@ -85,6 +89,8 @@ class BudgetPrior:
             raise ValueError(f"p_slack must lie in [0, 1], got {self.p_slack}")
         if not (math.isfinite(self.slack_scale) and self.slack_scale >= 0):
             raise ValueError(f"slack_scale must be a finite number >= 0, got {self.slack_scale}")
+        if not (math.isfinite(self.power) and self.power > 0):
+            raise ValueError(f"power must be a finite number > 0, got {self.power}")
 
     @classmethod
     def from_costs(cls, episode_costs, low: float = 0.0, high: float | None = None) -> "BudgetPrior":
@@ -97,15 +103,18 @@ class BudgetPrior:
         return cls(low=float(low), high=float(high))
 
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        """``n`` budgets ``b ~ U[low, high]``."""
-        return rng.uniform(self.low, self.high, size=int(n)) if self.high > self.low else np.full(int(n), self.low)
+        """``n`` budgets ``b = low + (high - low) u^power`` (uniform on ``[low, high]`` at power 1)."""
+        if self.high == self.low:
+            return np.full(int(n), self.low)
+        return self.low + (self.high - self.low) * rng.uniform(0.0, 1.0, size=int(n)) ** self.power
 
     def prob_feasible(self, episode_cost) -> np.ndarray:
         """``P(b >= C_0)`` under the prior: the acceptance probability of an episode."""
         c = np.asarray(episode_cost, dtype=np.float64)
         if self.high == self.low:
             return (c <= self.low).astype(np.float64)
-        return np.clip((self.high - c) / (self.high - self.low), 0.0, 1.0)
+        frac = np.clip((c - self.low) / (self.high - self.low), 0.0, 1.0)
+        return 1.0 - frac ** (1.0 / self.power)
 
 
 # --------------------------------------------------------------------------------------------
@@ -144,6 +153,37 @@ def sample_pairs(rng: np.random.Generator, window_idx, cost_to_go, episode_cost,
     return PairSample(window_idx[keep], budgets[keep], b_t[keep], int(len(window_idx)))
 
 
+def cost_balanced_cdf(episode_cost, alpha: float = 1.0, n_bins: int = 20) -> np.ndarray | None:
+    """Cumulative window-sampling probabilities that even out the episodes' costs: a window's
+    weight is ``count(bin of its episode's cost) ** -alpha`` over ``n_bins`` equal bins of
+    ``[0, max cost]`` (``alpha`` 0: uniform, 1: every cost bin equally likely). ``None`` for
+    uniform sampling.
+
+    An agent under a small budget lives at a small remaining budget with many steps left; CTGDA
+    pairs of such a window need a cheap episode (``b_t >= C_t``), and generated datasets hold few
+    (BallCircle: 34 of 596 episodes cost at most 10, 4 cost 0, with the rewards of the costly
+    ones): with uniform windows 1.3% of BallCircle's pairs had ``b_t <= 10`` with more than 100 of
+    200 steps left."""
+    if alpha == 0:
+        return None
+    c = np.asarray(episode_cost, dtype=np.float64)
+    top = float(c.max()) if len(c) else 0.0
+    if top <= 0:
+        return None
+    bins = np.minimum((c / top * n_bins).astype(np.int64), n_bins - 1)
+    counts = np.bincount(bins, minlength=n_bins).astype(np.float64)
+    w = counts[bins] ** -float(alpha)
+    cdf = np.cumsum(w / w.sum())
+    cdf[-1] = 1.0
+    return cdf
+
+
+def _windows(rng: np.random.Generator, n_windows: int, size: int, window_cdf: np.ndarray | None) -> np.ndarray:
+    if window_cdf is None:
+        return rng.integers(0, n_windows, size=size)
+    return np.minimum(np.searchsorted(window_cdf, rng.random(size), side="right"), n_windows - 1)
+
+
 def draw_pairs(
     rng: np.random.Generator,
     cost_to_go,
@@ -151,9 +191,12 @@ def draw_pairs(
     prior: BudgetPrior,
     n: int,
     max_rounds: int = 100,
+    window_cdf: np.ndarray | None = None,
 ) -> PairSample:
     """Exactly ``n`` kept pairs by rejection on the joint (window ~ uniform, b ~ prior); with
     ``prior.p_slack > 0`` a binomial share of them are slack pairs (``BudgetPrior``), placed last.
+    ``window_cdf`` (:func:`cost_balanced_cdf`) draws the candidate windows with those
+    probabilities instead of uniformly.
 
     Each round draws fresh windows and fresh budgets, sized from the acceptance rate seen so
     far; kept pairs are i.i.d., so truncating to ``n`` keeps the distribution exact.
@@ -165,7 +208,7 @@ def draw_pairs(
     n_slack = int(rng.binomial(int(n), prior.p_slack)) if prior.p_slack > 0 else 0
     slack_part = None
     if n_slack:
-        idx = rng.integers(0, n_windows, size=n_slack)
+        idx = _windows(rng, n_windows, n_slack, window_cdf)
         b = episode_cost[idx] + rng.exponential(prior.slack_scale, size=n_slack) if prior.slack_scale > 0 \
             else episode_cost[idx].copy()
         slack_part = PairSample(idx, b, remaining_budget(np.asarray(cost_to_go)[idx], episode_cost[idx], b), n_slack)
@@ -183,7 +226,7 @@ def draw_pairs(
     for _ in range(max_rounds):
         if kept >= n:
             break
-        part = sample_pairs(rng, rng.integers(0, n_windows, size=size), cost_to_go, episode_cost, prior)
+        part = sample_pairs(rng, _windows(rng, n_windows, size, window_cdf), cost_to_go, episode_cost, prior)
         parts.append(part)
         kept += len(part)
         drawn += part.n_drawn

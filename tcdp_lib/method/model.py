@@ -35,7 +35,7 @@ from tcdp_lib.method.config import (  # noqa: F401  (the configs' home is config
     InverseDynamicsConfig,
     TCDPConfig,
 )
-from tcdp_lib.method.ctgda import BudgetPrior, PairSample
+from tcdp_lib.method.ctgda import BudgetPrior, PairSample, cost_balanced_cdf
 from tcdp_lib.method.diffusion import (
     apply_conditioning,
     epsilon_loss,
@@ -108,16 +108,17 @@ def make_batch(windows: Windows, pairs: PairSample, device="cpu", qn: ToGoQN | N
 
 
 def sample_batch(rng: np.random.Generator, windows: Windows, prior: BudgetPrior, batch_size: int, device="cpu",
-                 pairs: Pairs | str = "ctgda", qn: ToGoQN | None = None) -> Batch:
+                 pairs: Pairs | str = "ctgda", qn: ToGoQN | None = None, window_cdf: np.ndarray | None = None) -> Batch:
     """``batch_size`` pairs turned into a ``Batch``: CTGDA pairs (rejection on the joint), or
     with ``pairs="hindsight"`` uniform windows labelled with their own cost-to-go (a variant's
-    ``pairs`` strategy, or its name)."""
+    ``pairs`` strategy, or its name). ``window_cdf``: the CTGDA windows' sampling probabilities
+    (``ctgda.cost_balanced_cdf``; ``None``: uniform)."""
     if isinstance(pairs, str):
         known = {p.name: p for p in (Pairs(), HindsightPairs())}
         if pairs not in known:
             raise ValueError(f"unknown pairs {pairs!r}; valid: {sorted(known)}")
         pairs = known[pairs]
-    return make_batch(windows, pairs.draw(rng, windows, prior, batch_size), device, qn)
+    return make_batch(windows, pairs.draw(rng, windows, prior, batch_size, window_cdf), device, qn)
 
 
 def best_return_frontier(returns, costs) -> tuple[np.ndarray, np.ndarray]:
@@ -233,7 +234,11 @@ class TCDP(nn.Module):
         """The CTGDA prior of this model's config: ``U[b_min, b_max]`` and the slack pairs."""
         b = self.config.budget
         slack = 0.05 * b.b_max if b.slack_scale is None else b.slack_scale
-        return BudgetPrior(b.b_min, b.b_max, p_slack=b.p_slack, slack_scale=slack)
+        return BudgetPrior(b.b_min, b.b_max, p_slack=b.p_slack, slack_scale=slack, power=b.prior_power)
+
+    def window_cdf(self, windows: Windows) -> np.ndarray | None:
+        """The CTGDA windows' sampling probabilities of this model's config (``cost_balance``)."""
+        return cost_balanced_cdf(windows.episode_cost, self.config.budget.cost_balance)
 
     def clip_bounds(self, margin: float | None = None) -> tuple[torch.Tensor, torch.Tensor] | None:
         """``(low, high)`` per dimension for the sampler's x0 clamp (the data's normalised range

@@ -91,8 +91,9 @@ class Pairs:
 
     name = "ctgda"
 
-    def draw(self, rng: np.random.Generator, windows, prior: BudgetPrior, n: int) -> PairSample:
-        return draw_pairs(rng, windows.cost_to_go, windows.episode_cost, prior, n)
+    def draw(self, rng: np.random.Generator, windows, prior: BudgetPrior, n: int,
+             window_cdf: np.ndarray | None = None) -> PairSample:
+        return draw_pairs(rng, windows.cost_to_go, windows.episode_cost, prior, n, window_cdf=window_cdf)
 
 
 class HindsightPairs(Pairs):
@@ -100,7 +101,7 @@ class HindsightPairs(Pairs):
 
     name = "hindsight"
 
-    def draw(self, rng, windows, prior, n):
+    def draw(self, rng, windows, prior, n, window_cdf=None):
         return hindsight_pairs(rng, windows.cost_to_go, windows.episode_cost, n)
 
 

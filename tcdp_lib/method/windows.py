@@ -158,6 +158,11 @@ class Windows:
         return int(self.start.shape[0])
 
     @property
+    def steps_left(self) -> np.ndarray:
+        """``(N,)`` steps from each window's first state to its episode's end."""
+        return self.episodes.bounds[self.episode, 1] - self.start
+
+    @property
     def step(self) -> np.ndarray:
         """``(N,)`` time step ``t`` of each window inside its episode."""
         return self.start - self.episodes.bounds[self.episode, 0]

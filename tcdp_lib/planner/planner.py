@@ -51,8 +51,12 @@ class PlannerConfig:
     share of the sampling steps; in ``(0, 1]``."""
     warm_shift: int = 1
     """Environment steps between two plans: the previous plan is shifted by this many states."""
+    budget_fraction: float | None = None
+    """Share of the remaining budget planned for; ``None``: ``model.config.guidance.budget_fraction``."""
 
     def __post_init__(self):
+        if self.budget_fraction is not None and not 0 < self.budget_fraction <= 1:
+            raise ValueError(f"budget_fraction must lie in (0, 1], got {self.budget_fraction}")
         if self.n_samples < 1:
             raise ValueError(f"n_samples must be >= 1, got {self.n_samples}")
         if not 0 < self.warm_start_level <= 1:
@@ -79,7 +83,8 @@ class Plan:
     costs: np.ndarray
     """``(B, S)`` predicted cost-to-go of every sampled plan (NaN without a cost head)."""
     remaining_budget: np.ndarray
-    """``(B,)`` the budget condition used (clipped at 0)."""
+    """``(B,)`` the budget condition used: the remaining budget clipped at 0, times the planner's
+    ``budget_fraction``."""
     planned_actions: np.ndarray | None = None
     """``(B, S, H, act_dim)`` planned actions when the model plans them, else ``None``."""
 
@@ -111,6 +116,7 @@ class Planner:
         self.sampler = get_sampler(config.sampler or mc.diffusion.sampler)
         self.w_cfg = mc.guidance.w_cfg if config.w_cfg is None else config.w_cfg
         self.beta = mc.guidance.beta if config.beta is None else config.beta
+        self.budget_fraction = mc.guidance.budget_fraction if config.budget_fraction is None else config.budget_fraction
         # A variant without a condition samples its unconditional prior (CFG off); one without an
         # energy model has no classifier guidance and picks among samples at random (the first).
         if not model.variant.uses_cfg:
@@ -152,7 +158,7 @@ class Planner:
         n_env, h, c = obs_t.shape[0], m.horizon, m.x_dim
         if b_env.shape[0] != n_env:
             raise ValueError(f"remaining_budget must have shape ({n_env},), got {tuple(b_env.shape)}")
-        b_env = b_env.clamp_min(0.0)
+        b_env = b_env.clamp_min(0.0) * self.budget_fraction  # the budget planned for
         if isinstance(generator, (int, np.integer)):
             generator = torch.Generator(device=device).manual_seed(int(generator))
 

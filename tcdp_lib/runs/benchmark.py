@@ -83,7 +83,10 @@ PRESETS: dict[str, BenchmarkConfig] = {
     # did not depend on the budget; CDD keeps TCDP's w_cfg (1.5 and 8 were no safer). BC-Safe and
     # CDT train 3000 steps (CDT's default 10000 take over an hour per task on this CPU).
     # The grid covers the three Bullet tasks and one task of each other family.
-    "full": BenchmarkConfig(tasks=BULLET_TASKS + FAMILY_TASKS, planning={"trebi": {"beta": 5.0, "cost_weight": 10.0}},
+    # TCDP plans with one (w_cfg, beta, budget_fraction) on every task and budget.
+    "full": BenchmarkConfig(tasks=BULLET_TASKS + FAMILY_TASKS,
+                            planning={"tcdp": {"w_cfg": 1.5, "beta": 1.0, "budget_fraction": 0.5},
+                                      "trebi": {"beta": 5.0, "cost_weight": 10.0}},
                             baseline_steps=3000, family_episodes={"metadrive": 10}),
 }
 

@@ -56,7 +56,7 @@ def load_model(path: Path, task: str | None = None, map_location="cpu") -> tuple
 
 
 def export_model(src: Path, dst: Path, w_cfg: float | None = None, beta: float | None = None,
-                 half: bool = False) -> Path:
+                 half: bool = False, budget_fraction: float | None = None) -> Path:
     """Copy a model file to ``dst`` (e.g. ``data/checkpoints/<task>/model.pt``) with its planning-time
     guidance scales set, and its run config beside it as ``config.json``.
 
@@ -73,6 +73,8 @@ def export_model(src: Path, dst: Path, w_cfg: float | None = None, beta: float |
         guidance["w_cfg"] = float(w_cfg)
     if beta is not None:
         guidance["beta"] = float(beta)
+    if budget_fraction is not None:
+        guidance["budget_fraction"] = float(budget_fraction)
     payload["model_config"] = {**payload["model_config"], "guidance": guidance}
     if half:
         # only the learned weights: buffers (the noise schedule, the normaliser, the data bounds,

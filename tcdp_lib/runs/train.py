@@ -168,9 +168,11 @@ def budget_prior_max(budgets, episode_costs, factor: float = 2.0) -> float:
 
 
 def _identity(run_dict: dict) -> dict:
-    """The fields a resumed run must share with its checkpoint (``train.steps`` may grow)."""
+    """The fields a resumed run must share with its checkpoint: all but ``train.steps`` (which may
+    grow) and the model's planning-time guidance scales (``model.guidance``: they change no weight)."""
     out = dict(run_dict)
     out["train"] = {k: v for k, v in run_dict.get("train", {}).items() if k != "steps"}
+    out["model"] = {k: v for k, v in run_dict.get("model", {}).items() if k != "guidance"}
     return out
 
 
@@ -208,6 +210,7 @@ def train_tcdp(
     windows = Windows.from_episodes(dataset.episodes, run.model.horizon)
     prior = model.budget_prior()
     qn = ToGoQN.from_windows(windows, rng=np.random.default_rng(run.seed))
+    window_cdf = model.window_cdf(windows)
     history: list[dict] = []
     step, wall = 0, 0.0
 
@@ -246,7 +249,8 @@ def train_tcdp(
     t_last = time.time()
     try:
         while step < cfg.steps:
-            batch = sample_batch(rng, windows, prior, cfg.batch_size, device, pairs=model.variant.pairs, qn=qn)
+            batch = sample_batch(rng, windows, prior, cfg.batch_size, device, pairs=model.variant.pairs, qn=qn,
+                                 window_cdf=window_cdf)
             l_diff = model.loss_diffusion(batch, generator=gen)
             l_energy = model.loss_energy(batch, generator=gen)
             l_inv = model.loss_inv(batch)

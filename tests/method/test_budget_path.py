@@ -8,6 +8,7 @@ spent cost, the planner passing budget 0, the energy ignoring ``c``, the clamp l
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 
 import numpy as np
@@ -29,9 +30,11 @@ from tcdp_lib.runs.train import SMOKE_MODEL
 
 @pytest.fixture
 def model(episodes):
-    """A tiny untrained TCDP on the random walk (obs 3, act 2; time scale 20, the longest episode)."""
+    """A tiny untrained TCDP on the random walk (obs 3, act 2; time scale 20, the longest episode),
+    planning for the whole remaining budget (``budget_fraction`` 1; its scaling has its own test)."""
     torch.manual_seed(0)
-    return TCDP.from_episodes(episodes, SMOKE_MODEL).eval()
+    config = dataclasses.replace(SMOKE_MODEL, guidance=dataclasses.replace(SMOKE_MODEL.guidance, budget_fraction=1.0))
+    return TCDP.from_episodes(episodes, config).eval()
 
 
 def spy(monkeypatch, obj, name) -> list[dict]:
@@ -344,3 +347,17 @@ def test_togo_qn_compares_windows_with_as_many_steps_left():
     qn = ToGoQN(r, c, s, n_buckets=2)
     # the long-horizon references (huge reward-to-go) do not count against a short window
     np.testing.assert_allclose(qn([4.0, 4.0], [4.0, 4.0], [10.0, 100.0]), [1.0, 0.0])
+
+
+def test_budget_fraction_scales_what_the_planner_plans_for(model, episodes, monkeypatch):
+    """The planner conditions on ``budget_fraction x (b - spent)``; 1 (the default) leaves it unchanged."""
+    calls = spy(monkeypatch, model.encoder, "forward")
+    obs = episodes.observations[:2]
+    plan = Planner(model, PlannerConfig(n_samples=1, w_cfg=1.0, beta=0.0, budget_fraction=0.5)).plan(
+        obs, np.array([10.0, 4.0]), generator=0)
+    np.testing.assert_allclose(plan.remaining_budget, [5.0, 2.0])
+    np.testing.assert_allclose(per_env(calls[-1]["budget"], 2).reshape(-1), [5.0, 2.0])
+    plan = Planner(model, PlannerConfig(n_samples=1, w_cfg=1.0, beta=0.0)).plan(obs, np.array([10.0, 4.0]), generator=0)
+    np.testing.assert_allclose(plan.remaining_budget, [10.0, 4.0])  # the model's fraction, 1 here
+    with pytest.raises(ValueError, match="budget_fraction"):
+        PlannerConfig(budget_fraction=0.0)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from tcdp_lib.method.ctgda import BudgetPrior, draw_pairs, relabel, remaining_budget, sample_pairs
+from tcdp_lib.method.ctgda import BudgetPrior, cost_balanced_cdf, draw_pairs, relabel, remaining_budget, sample_pairs
 from tcdp_lib.method.windows import Windows
 
 
@@ -73,3 +73,31 @@ def test_prior_and_draw_errors(episodes):
     with pytest.raises(ValueError, match="no episode is feasible"):
         draw_pairs(np.random.default_rng(0), np.array([1.0, 3.0]), np.array([3.0, 3.0]), BudgetPrior(0.0, 2.0), 10)
     np.testing.assert_allclose(BudgetPrior(0, 10).prob_feasible([0, 5, 10, 12]), [1, 0.5, 0, 0])
+
+
+def test_power_prior_draws_more_small_budgets_and_its_acceptance_matches():
+    rng = np.random.default_rng(0)
+    uniform, shaped = BudgetPrior(0.0, 80.0), BudgetPrior(0.0, 80.0, power=2.0)
+    b_u, b_s = uniform.sample(rng, 200_000), shaped.sample(rng, 200_000)
+    assert (b_s >= 0).all() and (b_s <= 80).all()
+    assert np.mean(b_u <= 10) == pytest.approx(1 / 8, abs=0.01)
+    assert np.mean(b_s <= 10) == pytest.approx(np.sqrt(1 / 8), abs=0.01)  # P(80 u^2 <= 10)
+    costs = np.array([0.0, 10.0, 40.0, 80.0, 100.0])
+    empirical = [(b_s >= c).mean() for c in costs]
+    np.testing.assert_allclose(shaped.prob_feasible(costs), empirical, atol=0.01)
+    with pytest.raises(ValueError, match="power"):
+        BudgetPrior(0.0, 1.0, power=0.0)
+
+
+def test_cost_balanced_windows_even_out_episode_costs():
+    # 90 windows of cheap episodes (cost 1), 900 of costly ones (cost 50): balancing draws both alike
+    episode_cost = np.r_[np.full(90, 1.0), np.full(900, 50.0)]
+    assert cost_balanced_cdf(episode_cost, alpha=0.0) is None
+    cdf = cost_balanced_cdf(episode_cost, alpha=1.0)
+    assert cdf.shape == episode_cost.shape and cdf[-1] == 1.0 and np.all(np.diff(cdf) >= 0)
+    cost_to_go = episode_cost.copy()
+    pairs = draw_pairs(np.random.default_rng(0), cost_to_go, episode_cost, BudgetPrior(60.0, 60.0), 20_000, window_cdf=cdf)
+    assert np.mean(episode_cost[pairs.window_idx] == 1.0) == pytest.approx(0.5, abs=0.02)
+    uniform = draw_pairs(np.random.default_rng(0), cost_to_go, episode_cost, BudgetPrior(60.0, 60.0), 20_000)
+    assert np.mean(episode_cost[uniform.window_idx] == 1.0) == pytest.approx(90 / 990, abs=0.02)
+    assert np.all(episode_cost[pairs.window_idx] <= pairs.budget)  # still CTGDA's feasible pairs

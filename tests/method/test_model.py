@@ -51,7 +51,7 @@ def test_from_episodes_resolves_data_fields(episodes):
     assert model.config.budget.budget_scale == model.config.budget.b_max
     b = model.config.budget
     assert b.slack_scale == pytest.approx(0.05 * b.b_max)  # None resolves to 5% of b_max
-    assert model.budget_prior() == BudgetPrior(0.0, b.b_max, p_slack=b.p_slack, slack_scale=b.slack_scale)
+    assert model.budget_prior() == BudgetPrior(0.0, b.b_max, p_slack=b.p_slack, slack_scale=b.slack_scale, power=b.prior_power)
     # the x0 clamp bounds: each dimension's range in the normalised data (observations and next ones)
     z = model.normalizer.normalize(np.concatenate([episodes.observations, episodes.next_observations]))
     np.testing.assert_allclose(model.x_low.numpy(), z.min(0), rtol=1e-5, atol=1e-5)

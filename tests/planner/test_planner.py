@@ -135,7 +135,7 @@ def test_n_samples_selects_best_within_budget_and_actions_follow(trained):
 def test_warm_start_and_budget_clipping(trained):
     episodes, model = trained
     obs = episodes.observations[[0, 1]]
-    planner = Planner(model, PlannerConfig(warm_start_level=0.3, warm_shift=1))
+    planner = Planner(model, PlannerConfig(warm_start_level=0.3, warm_shift=1, budget_fraction=1.0))
     assert len(planner.warm_timesteps) < len(planner.timesteps)
     first = planner.plan(obs, [-2.0, 5.0], generator=0)
     np.testing.assert_array_equal(first.remaining_budget, [0.0, 5.0])  # clipped at 0
