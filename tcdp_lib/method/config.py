@@ -59,12 +59,15 @@ class BudgetConfig:
     (``ctgda.BudgetPrior``); the rest draw ``b`` from the uniform prior."""
     slack_scale: float | None = None
     """Mean slack ``b - C_0`` of those pairs; ``None``: 5% of ``b_max``."""
-    prior_power: float = 2.0
+    prior_power: float = 1.0
     """Shape of CTGDA's budget draw ``b = b_min + (b_max - b_min) u^prior_power`` (1: uniform;
     ``ctgda.BudgetPrior.power``)."""
-    cost_balance: float = 1.0
+    cost_balance: float = 0.0
     """Draw CTGDA windows with weight ``count(cost bin of their episode) ** -cost_balance``
-    (``ctgda.cost_balanced_cdf``): 0 uniform, 1 every episode-cost bin equally often."""
+    (``ctgda.cost_balanced_cdf``): 0 uniform, 1 every episode-cost bin equally often. Off by
+    default: at 1 (with ``prior_power`` 2) BallRun, CarCircle and PointCircle1 spent 30-50, 46-51
+    and ~180 whatever the budget, since their rare cost bins are the *costly* ones (BallRun's
+    cheapest bin is its fullest), while BallCircle, whose cheap bins are rare, gained."""
     b_min: float = 0.0
     """Lower end of the uniform CTGDA budget prior."""
     b_max: float | None = None
