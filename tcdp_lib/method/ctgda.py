@@ -65,7 +65,7 @@ class BudgetPrior:
     condition the window can explain (``b_t = C_t + s`` is close to the window's own cost-to-go)
     and put the agent's regime into training: an agent that has spent most of its budget meets
     small ``b_t`` with many steps left, which the uniform prior almost never draws (measured on
-    BallCircle: 0.02% of its pairs had ``b_t < 1`` with more than 100 steps left). A slack pair
+    BallCircle: 0.02% of its uniform-prior pairs had ``b_t < 2`` with more than 100 steps left). A slack pair
     still satisfies ``C_0 <= b``: the model keeps learning trajectories *within* the budget, the
     ones that use most of it weighted up."""
 

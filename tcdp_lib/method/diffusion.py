@@ -51,8 +51,8 @@ def truncated_cosine_alphas_cumprod(n_steps: int, terminal: float = 1e-3, s: flo
     ``alpha_bar_k = f((k + 1) / K * u_end) / f(0)``.
 
     With the plain cosine schedule the first sampling step sits at ``alpha_bar = 2.4e-7``, where
-    ``x0 = (x - sqrt(1 - a) eps) / sqrt(a)`` multiplies any error of ``eps`` by ~2000 (measured:
-    mean ``|x0|`` of 184 normalised units, 98.6% of entries clipped). At ``terminal = 1e-3`` the
+    ``x0 = (x - sqrt(1 - a) eps) / sqrt(a)`` multiplies any error of ``eps`` by ~2000 (the issue that
+    redesigned the method measured a mean ``|x0|`` of 184 normalised units there on BallCircle). At ``terminal = 1e-3`` the
     factor is ~32 and ``x_T`` is still noise to 3% (``sqrt(alpha_bar)``).
     """
     if not 0 < terminal < 1:
