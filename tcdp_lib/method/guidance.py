@@ -113,43 +113,55 @@ def energy_gradients(energy, x: torch.Tensor, t: torch.Tensor, c: torch.Tensor |
 
 
 class ValueCostEnergy(nn.Module):
-    """TCDP's energy: one MLP with two heads on a noisy window ``x_k``, the remaining budget
-    ``b_t`` and the steps left,
+    """TCDP's energy: two MLPs on a noisy window ``x_k`` and the steps left,
 
-    - ``value``: the QN-normalised reward-to-go (``qn.quantile_normalize_to_go``: the rank of the
-      window's reward-to-go among data windows with as many steps left that spend at most
-      ``b_t``), a number in [0, 1] whose meaning does not change with the budget;
-    - ``cost``: the window's cost-to-go ``C_t / budget_scale`` (trained on every window).
+    - ``value`` (also reads the remaining budget ``b_t``): the QN-normalised reward-to-go
+      (``qn.ToGoQN``: the rank of the window's reward-to-go among data windows with as many steps
+      left that spend at most ``b_t``), a number in [0, 1] whose meaning does not change with the
+      budget;
+    - ``cost`` (does *not* read the budget): the window's cost-to-go ``C_t / budget_scale``.
+
+    The cost model is blind to ``b_t`` on purpose. CTGDA keeps only pairs with ``b_t >= C_t``,
+    so a cost model that reads ``b_t`` learns the shortcut "cost-to-go is at most the budget":
+    on BallRun, with a shared head, windows with ``C_t > 20`` were predicted to cost 40 at their
+    own ``b_t`` but 14 at ``b_t = 0``, so an agent that had spent its budget saw every plan as
+    affordable, and it chose and guided accordingly. Blind to ``b_t``, the same rollouts (BallRun,
+    b = 10, 20 episodes) kept every episode within the budget (before: 19 of 20).
 
     The energy guided toward is ``value - cost_weight * max(cost - b_t / budget_scale, 0)``: the
     reward pull stops where the predicted spending passes the remaining budget (the QN value
     alone correlates with cost among feasible windows, so pushing it up pushes cost up). The
-    planner also uses the two heads to pick among samples (``Planner``)."""
+    planner also uses the two models to pick among samples (``Planner``)."""
 
     def __init__(self, horizon: int, obs_dim: int, budget_scale: float, time_scale: float,
                  hidden: tuple[int, ...] = (256, 256), t_embed_dim: int = 32, cost_weight: float = 1.0):
         super().__init__()
         self.budget_scale = float(budget_scale)
         self.cost_weight = float(cost_weight)
-        self.net = EnergyModel(horizon, obs_dim, hidden, t_embed_dim, budget_scale=budget_scale,
-                               time_scale=time_scale, n_out=2)
+        self.value = EnergyModel(horizon, obs_dim, hidden, t_embed_dim, budget_scale=budget_scale,
+                                 time_scale=time_scale)
+        self.cost = EnergyModel(horizon, obs_dim, hidden, t_embed_dim, time_scale=time_scale)
 
     def heads(self, x: torch.Tensor, t: torch.Tensor, c: torch.Tensor, steps_left: torch.Tensor
               ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(value (N,), scaled cost-to-go (N,))``."""
-        out = self.net(x, t, c, steps_left)  # (N, 2)
-        return out[:, 0], out[:, 1]
+        """``(value (N,), scaled cost-to-go (N,))``; the cost does not depend on ``c``."""
+        return self.value(x, t, c, steps_left), self.cost(x, t, None, steps_left)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, c: torch.Tensor | None = None,
-                steps_left: torch.Tensor | None = None) -> torch.Tensor:
+                steps_left: torch.Tensor | None = None, cost_weight: float | None = None) -> torch.Tensor:
         if c is None:
             raise ValueError("the value-cost energy needs the remaining budget c (N,)")
+        n = self.cost_weight if cost_weight is None else float(cost_weight)
         value, cost = self.heads(x, t, c, steps_left)
-        return value - self.cost_weight * torch.relu(cost - c.to(x.dtype) / self.budget_scale)  # (N,)
+        return value - n * torch.relu(cost - c.to(x.dtype) / self.budget_scale)  # (N,)
 
     def gradients(self, x: torch.Tensor, t: torch.Tensor, c: torch.Tensor | None = None,
                   steps_left: torch.Tensor | None = None) -> EnergyGradient:
         return energy_gradients(self, x, t, c, steps_left)
+
+    def weighted(self, cost_weight: float) -> "WeightedEnergy":
+        """This energy with the penalty ``n`` fixed at ``cost_weight`` (a planning-time choice)."""
+        return WeightedEnergy(self, cost_weight)
 
 
 def reward_cost_energy(reward: torch.Tensor, cost: torch.Tensor, budget: torch.Tensor, cost_weight: float) -> torch.Tensor:
@@ -193,7 +205,8 @@ class RewardCostEnergy(nn.Module):
 
 
 class WeightedEnergy:
-    """A :class:`RewardCostEnergy` with its cost penalty fixed; the interface ``guided_eps`` calls."""
+    """A :class:`ValueCostEnergy` or :class:`RewardCostEnergy` with its cost penalty fixed (the
+    same weights); the interface ``guided_eps`` calls."""
 
     def __init__(self, energy: RewardCostEnergy, cost_weight: float):
         if not (math.isfinite(cost_weight) and cost_weight >= 0):
@@ -202,11 +215,11 @@ class WeightedEnergy:
 
     def __call__(self, x: torch.Tensor, t: torch.Tensor, c: torch.Tensor | None = None,
                  steps_left: torch.Tensor | None = None) -> torch.Tensor:
-        return self.energy(x, t, c, cost_weight=self.cost_weight)
+        return self.energy(x, t, c, steps_left, cost_weight=self.cost_weight)
 
     def gradients(self, x: torch.Tensor, t: torch.Tensor, c: torch.Tensor | None = None,
                   steps_left: torch.Tensor | None = None) -> EnergyGradient:
-        return energy_gradients(self, x, t, c)
+        return energy_gradients(self, x, t, c, steps_left)
 
 
 # --------------------------------------------------------------------------------------------

@@ -15,7 +15,6 @@ Data flow of a training step::
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 from dataclasses import dataclass
 
@@ -328,12 +327,8 @@ class TCDP(nn.Module):
         """The object whose gradient guides sampling (``gradients(x, t, b, steps_left)``), or ``None``."""
         if self.energy is None:
             return None
-        if isinstance(self.energy, RewardCostEnergy):
+        if isinstance(self.energy, (RewardCostEnergy, ValueCostEnergy)):
             return self.energy.weighted(self.config.guidance.cost_weight if cost_weight is None else cost_weight)
-        if cost_weight is not None and isinstance(self.energy, ValueCostEnergy):
-            energy = copy.copy(self.energy)  # the same weights, another penalty
-            energy.cost_weight = float(cost_weight)
-            return energy
         return self.energy
 
     def target_return(self, budget: torch.Tensor) -> torch.Tensor:

@@ -445,12 +445,13 @@ def denoising_loss_by_k(model: TCDP, windows: Windows, ks=None, n: int = DEFAULT
             "uncond": model.encoder.null(int(n), batch.steps_left),
             "shuffled": model.condition(shuffled),
         }
-        x0 = model.normalize(batch.states)  # (n, H, C)
+        x0 = model.encode(batch.states, batch.actions)  # (n, H, C): states, and actions when planned
+        valid = model.valid_entries(batch)
         for k in ks:
             noise = _level_noise(x0.shape, seed, k, x0.device)  # (n, H, C)
             kk = torch.full((int(n),), k, dtype=torch.long, device=x0.device)
             x_k = apply_conditioning(q_sample(x0, kk, noise, model.alphas_cumprod), model.fix_mask, x0)
-            loss = {name: float(epsilon_loss(model.backbone(x_k, kk, c), noise, batch.state_mask, model.fix_mask))
+            loss = {name: float(epsilon_loss(model.backbone(x_k, kk, c), noise, valid, model.fix_mask))
                     for name, c in conds.items()}
             rows.append({
                 "k": k, "alpha_bar": float(model.alphas_cumprod[k]),
@@ -517,7 +518,7 @@ def energy_accuracy(model: TCDP, windows: Windows, ks=None, n: int = DEFAULT_WIN
     with _eval_mode(model):
         value_t, cost_t = (t.detach().cpu().numpy().astype(np.float64) for t in model.energy_targets(batch)[:2])
         ok = np.isfinite(value_t)
-        x0 = model.normalize(batch.states)
+        x0 = model.encode(batch.states, batch.actions)
         for k in ks:
             noise = _level_noise(x0.shape, seed, k, x0.device)
             kk = torch.full((int(n),), k, dtype=torch.long, device=x0.device)

@@ -166,6 +166,30 @@ def test_energy_reads_the_remaining_budget_and_steps_left(model, episodes, monke
         assert not torch.allclose(model.energy(x, t, torch.full((4,), 1.0), torch.full((4,), 2.0)), base)
 
 
+def test_cost_model_is_blind_to_the_budget_and_the_value_is_not(model):
+    # CTGDA pairs all have b_t >= C_t: a cost model that read b_t could predict "at most b_t" and
+    # call every plan affordable once the budget is spent. The penalty must come from the window.
+    x, t = torch.randn(4, model.horizon, model.x_dim), torch.zeros(4, dtype=torch.long)
+    left = torch.full((4,), 10.0)
+    with torch.no_grad():
+        v0, c0 = model.energy.heads(x, t, torch.zeros(4), left)
+        v1, c1 = model.energy.heads(x, t, torch.full((4,), 50.0), left)
+        _, c2 = model.energy.heads(x, t, torch.zeros(4), torch.full((4,), 2.0))
+        _, c3 = model.energy.heads(x + 1.0, t, torch.zeros(4), left)
+    torch.testing.assert_close(c0, c1)  # the budget does not move the predicted cost
+    assert not torch.allclose(v0, v1)  # it moves the value (QN among windows within b_t)
+    assert not torch.allclose(c0, c2)  # the cost reads the steps left
+    assert not torch.allclose(c0, c3)  # and the window
+    # the guided energy penalises only cost beyond the budget: more budget, less penalty
+    with torch.no_grad():
+        cost = c0 * model.energy.budget_scale
+        e_tight = model.energy(x, t, torch.zeros(4), left, cost_weight=100.0) - v0
+        e_loose = model.energy(x, t, cost.clamp_min(0) + 1.0, left, cost_weight=100.0)
+        v_loose, _ = model.energy.heads(x, t, cost.clamp_min(0) + 1.0, left)
+    torch.testing.assert_close(e_tight, -100.0 * torch.relu(c0))
+    torch.testing.assert_close(e_loose, v_loose)
+
+
 def test_energy_guidance_alone_carries_budget_and_time_into_the_plan(model, episodes):
     model.backbone = ConstStub(0.0)  # the backbone ignores the condition: only the energy sees b
 
