@@ -1,11 +1,20 @@
-"""The ``tcdp`` command line: generate-data, dataset-card, train, evaluate, diagnose, benchmark, report."""
+"""The ``tcdp`` command line: generate-data, dataset-card, train, evaluate, diagnose, benchmark, report.
+
+An error the user can fix (a :class:`tcdp_lib.errors.TcdpError`: a bad dataset or model file, a
+bad budget, an unknown task, a missing simulator package) is printed as one line,
+``tcdp: error: <message>``, with exit code 2; ``--debug`` or ``TCDP_DEBUG=1`` shows its
+traceback instead. Any other exception is a bug and shows its traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import warnings
 from pathlib import Path
 
+from tcdp_lib.errors import BudgetRangeWarning, TcdpError, check_budget
 from tcdp_lib.paths import DATA_DIR, RUNS_DIR
 
 
@@ -51,7 +60,7 @@ def _cmd_card(args) -> int:
     from tcdp_lib.data.card import dataset_card_markdown
 
     paths = [Path(p) for p in args.paths] or sorted(DATA_DIR.glob("*.hdf5"))
-    text = dataset_card_markdown(paths)
+    text = dataset_card_markdown(paths, task=args.task)
     if args.out:
         Path(args.out).write_text(text)
     print(text)
@@ -90,18 +99,20 @@ def _cmd_evaluate(args) -> int:
     from tcdp_lib.runs.methods import load_policy, method_of
 
     _threads(args.threads)
+    budgets = None if args.budgets is None else [check_budget(b) for b in args.budgets]  # before anything slow
     ds = load_dataset(args.task, args.dataset)
+    budgets = list(ds.meta.budgets) if budgets is None else budgets
     over = {} if args.samples is None else {"n_samples": args.samples}
     pcfg = PlannerConfig(w_cfg=args.w_cfg, beta=args.beta, sampling_steps=args.sampling_steps,
                          cost_weight=args.cost_weight, budget_fraction=args.budget_fraction, **over)
     model = Path(args.model)
     warm = None if args.warm_start is None else bool(args.warm_start)
     make_policy = load_policy(model, args.task, pcfg, replan_every=args.replan_every, method=args.method,
-                              warm_start=warm)
+                              warm_start=warm, budgets=budgets)
     method = args.method or method_of(model)
     base = model if model.is_dir() else model.parent
     out = Path(args.out) if args.out else base / "eval"
-    _, summary = evaluate(ds, make_policy, budgets=args.budgets, seeds=tuple(args.seeds),
+    _, summary = evaluate(ds, make_policy, budgets=budgets, seeds=tuple(args.seeds),
                           episodes=args.episodes, n_envs=args.n_envs, out_dir=out,
                           progress=not args.quiet,
                           meta={"method": method, "model": str(args.model), "planner": pcfg.__dict__,
@@ -118,13 +129,14 @@ def _cmd_diagnose(args) -> int:
     from tcdp_lib.data.dataset import load_dataset
     from tcdp_lib.planner.planner import PlannerConfig
     from tcdp_lib.planner.policy import policy_config
-    from tcdp_lib.runs.checkpoint import load_model
-    from tcdp_lib.runs.diagnose import check_budget, diagnose, format_results, write_json
+    from tcdp_lib.runs.checkpoint import load_model, warn_untrained_budgets
+    from tcdp_lib.runs.diagnose import diagnose, format_results, write_json
 
     _threads(args.threads)
-    for b in [*(args.budgets or ()), *(x for x in (args.beta_budget, args.exec_budget) if x is not None)]:
-        check_budget(b)  # before anything slow
+    given = [check_budget(b) for b in (*(args.budgets or ()), args.beta_budget, args.exec_budget)
+             if b is not None]  # before anything slow
     model, _ = load_model(Path(args.model), task=args.task)  # refuses a model of another task
+    warn_untrained_budgets(model, given)
     ds = load_dataset(args.task, args.dataset)
     pcfg = PlannerConfig(**({} if args.samples is None else {"n_samples": args.samples}))
     policy = policy_config(args.replan_every, None if args.warm_start is None else bool(args.warm_start), args.seed)
@@ -206,10 +218,18 @@ def _method_choices() -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tcdp", description=__doc__)
+    # --debug is accepted before and after the command; SUPPRESS keeps a subcommand's unset
+    # default from overwriting the top-level value.
+    debug = argparse.ArgumentParser(add_help=False)
+    debug.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                       help="show the traceback of an error (also: TCDP_DEBUG=1)")
+    parser = argparse.ArgumentParser(prog="tcdp", description=__doc__, parents=[debug])
     sub = parser.add_subparsers(dest="command", required=True)
 
-    g = sub.add_parser("generate-data", help="make a DSRL-format dataset in the real simulator")
+    def command(name: str, **kwargs) -> argparse.ArgumentParser:
+        return sub.add_parser(name, parents=[debug], **kwargs)
+
+    g = command("generate-data", help="make a DSRL-format dataset in the real simulator")
     g.add_argument("task", help="DSRL task id, e.g. OfflineBallCircle-v0")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--steps", type=int, default=None,
@@ -224,7 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--quiet", action="store_true")
     g.set_defaults(func=_cmd_generate)
 
-    f = sub.add_parser("refilter-data", help="thin a generated dataset again with a stricter filter (no work dir needed)")
+    f = command("refilter-data", help="thin a generated dataset again with a stricter filter (no work dir needed)")
     f.add_argument("task")
     f.add_argument("--file", default=None, help="the dataset to thin (default: data/TASK.hdf5)")
     f.add_argument("--out", default=None, help="where to write (default: over the input, atomically)")
@@ -234,12 +254,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="frontier episodes always kept: best of each cost level, or the Pareto frontier only")
     f.set_defaults(func=_cmd_refilter)
 
-    c = sub.add_parser("dataset-card", help="figures of datasets as a markdown table")
+    c = command("dataset-card", help="figures of datasets as a markdown table")
     c.add_argument("paths", nargs="*")
+    c.add_argument("--task", default=None, help="the files' task (default: the task each file name says)")
     c.add_argument("--out", default=None)
     c.set_defaults(func=_cmd_card)
 
-    t = sub.add_parser("train", help="train TCDP (diffusion, energy, inverse dynamics) on a task's dataset")
+    t = command("train", help="train TCDP (diffusion, energy, inverse dynamics) on a task's dataset")
     t.add_argument("task")
     t.add_argument("--method", default="tcdp", choices=_method_choices(),
                    help="tcdp (default), a diffusion planner compared with it (trebi, cdd), an ablation, "
@@ -254,7 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--quiet", action="store_true")
     t.set_defaults(func=_cmd_train)
 
-    e = sub.add_parser("evaluate", help="roll out a trained model at the task's budgets")
+    e = command("evaluate", help="roll out a trained model at the task's budgets")
     e.add_argument("task")
     e.add_argument("--model", required=True,
                    help="model.pt of a diffusion run, or the run directory of any method (from tcdp train)")
@@ -281,8 +302,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--quiet", action="store_true")
     e.set_defaults(func=_cmd_evaluate)
 
-    d = sub.add_parser("diagnose", help="why a trained planner works: budget response, execution, "
-                       "denoising loss and energy accuracy by noise level, beta sweep")
+    d = command("diagnose", help="why a trained planner works: budget response, execution, "
+                "denoising loss and energy accuracy by noise level, beta sweep")
     d.add_argument("task")
     d.add_argument("--model", required=True, help="model.pt of a diffusion run (from tcdp train)")
     d.add_argument("--dataset", default=None)
@@ -307,7 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--quiet", action="store_true")
     d.set_defaults(func=_cmd_diagnose)
 
-    b = sub.add_parser("benchmark", help="train and evaluate every method over tasks x seeds (resumable)")
+    b = command("benchmark", help="train and evaluate every method over tasks x seeds (resumable)")
     b.add_argument("--preset", default="full", choices=["smoke", "full"],
                    help="smoke: one task, tiny models, seconds; full: the Bullet tasks and one task of each other family, full training")
     b.add_argument("--methods", nargs="*", default=None, choices=_method_choices())
@@ -324,7 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--quiet", action="store_true")
     b.set_defaults(func=_cmd_benchmark)
 
-    x = sub.add_parser("export-model", help="copy a model file with its planning guidance scales set")
+    x = command("export-model", help="copy a model file with its planning guidance scales set")
     x.add_argument("model")
     x.add_argument("out", help="e.g. data/checkpoints/TASK/model.pt")
     x.add_argument("--w-cfg", type=float, default=None)
@@ -333,7 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--half", action="store_true", help="store the weights in float16 (half the file)")
     x.set_defaults(func=_cmd_export)
 
-    r = sub.add_parser("report", help="execute the notebooks headless into reports/")
+    r = command("report", help="execute the notebooks headless into reports/")
     r.add_argument("--params", default="reports/params/default.yaml",
                    help="parameters file (reports/params/default.yaml, smoke.yaml or full.yaml)")
     r.add_argument("--out", default="reports")
@@ -343,9 +364,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None, _default=warnings.showwarning):
+    if issubclass(category, BudgetRangeWarning):
+        print(f"tcdp: warning: {message}", file=sys.stderr if file is None else file)
+    else:
+        _default(message, category, filename, lineno, file, line)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    debug = getattr(args, "debug", False) or os.environ.get("TCDP_DEBUG", "") not in ("", "0")
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        try:
+            return args.func(args)
+        except TcdpError as err:
+            if debug:
+                raise
+            message = " ".join(str(err).split())  # one line
+            print(f"tcdp: error: {message}", file=sys.stderr)
+            return 2
 
 
 if __name__ == "__main__":

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 from pathlib import Path
 
-
-class CheckpointError(ValueError):
-    """A checkpoint is missing, unreadable, or of another task or method."""
+from tcdp_lib.errors import CheckpointError, CheckpointNotFoundError
 
 
 def atomic_save(obj, path: Path) -> None:
@@ -30,16 +29,23 @@ def atomic_save(obj, path: Path) -> None:
 
 
 def safe_load(path: Path, map_location="cpu") -> dict:
-    """Load a checkpoint without executing code from it (``weights_only=True``)."""
+    """Load a checkpoint without executing code from it (``weights_only=True``).
+
+    A file torch cannot read that way (not a torch file, damaged, or holding Python objects other
+    than tensors and plain containers) is refused as "not a tcdp model file"."""
     import torch
 
     path = Path(path)
     if not path.exists():
-        raise CheckpointError(f"checkpoint {path} does not exist")
+        raise CheckpointNotFoundError(f"{path}: checkpoint does not exist")
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # torch warns about the pickle protocol of foreign files
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # noqa: BLE001 - unpickling refusals and corrupt files alike
-        raise CheckpointError(f"cannot read checkpoint {path}: {type(err).__name__}: {err}") from err
+        raise CheckpointError(
+            f"{path}: not a tcdp model file (torch.load with weights_only=True failed: {type(err).__name__})"
+        ) from err
 
 
 def file_sha256(path: Path) -> str:

@@ -159,3 +159,95 @@ def test_writer_is_atomic(small_file, tmp_path):
         write_dataset(path, episodes, {"task_id": "OfflineBallCircle-v0", "bad": object()})
     assert path.read_bytes() == before
     assert sorted(p.name for p in path.parent.iterdir()) == [path.name]
+
+
+# ------------------------------------------------ broken files: each refused naming file and key
+
+
+def _truncate(src, dst):
+    data = src.read_bytes()
+    dst.write_bytes(data[: len(data) // 2])
+    return dst
+
+
+def _set(key, value):
+    def change(d, a):
+        d[key] = value(d)
+    return change
+
+
+BROKEN = {
+    # name: (how the good file is changed, what the message must say after the file name)
+    "lengths": (_set("rewards", lambda d: d["rewards"][:-3]),
+                r"'rewards' has \d+ rows, 'observations' has \d+: expected one row per step"),
+    "zero_rows": (lambda d, a: d.update({k: v[:0] for k, v in d.items()}), r"zero episodes \(the arrays have no rows\)"),
+    "negative_costs": (lambda d, a: d["costs"].__setitem__(7, -1.0),
+                       r"'costs' has 1 negative values \(first at row 7: -1\), expected costs >= 0"),
+    "bytes_rewards": (_set("rewards", lambda d: np.array([str(x).encode() for x in d["rewards"]])),
+                      r"'rewards' holds byte strings \(dtype \|S\d+\), expected numbers"),
+    "text_rewards": (_set("rewards", lambda d: np.array(["abc"] * len(d["rewards"]), dtype=h5py.string_dtype())),
+                     r"'rewards' holds text or objects \(dtype object\), expected numbers"),
+    "bytes_terminals": (_set("terminals", lambda d: np.array([b"x"] * len(d["terminals"]))),
+                        r"'terminals' holds byte strings"),
+    "inf_costs": (lambda d, a: d["costs"].__setitem__(9, np.inf), r"'costs' has 1 rows with NaN or inf \(first at row 9\)"),
+    "no_terminals": (lambda d, a: d.pop("terminals"), r"missing key 'terminals'"),
+    "no_timeouts": (lambda d, a: d.pop("timeouts"), r"missing key 'timeouts'"),
+    "text_budgets": (lambda d, a: a.__setitem__("budgets", "ten, twenty"),
+                     r"attribute 'budgets' is 'ten, twenty', expected a JSON list of finite numbers >= 0"),
+    "text_min_reward": (lambda d, a: a.__setitem__("min_episode_reward", "low"),
+                        r"attribute 'min_episode_reward' is 'low', expected a finite number"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BROKEN))
+def test_broken_file_is_refused_naming_file_and_key(small_file, tmp_path, name):
+    path, _ = small_file
+    change, message = BROKEN[name]
+    bad = _rewrite(path, tmp_path / f"{name}.hdf5", change)
+    with pytest.raises(DatasetError, match=rf"{name}\.hdf5: {message}"):
+        load_dataset("OfflineBallCircle-v0", bad)
+
+
+def test_truncated_file_is_a_dataset_error(small_file, tmp_path):
+    path, _ = small_file
+    bad = _truncate(path, tmp_path / "truncated.hdf5")
+    with pytest.raises(DatasetError, match=r"truncated\.hdf5: unreadable hdf5 file, truncated or damaged \(.*truncated file"):
+        load_dataset("OfflineBallCircle-v0", bad)
+
+
+def test_dsrl_loader_errors_become_dataset_errors(small_file, monkeypatch):
+    """dsrl's own asserts are caught at the boundary (the layout check makes them rare)."""
+    path, _ = small_file
+    from tcdp_lib.data import compat
+
+    compat.apply()
+    from dsrl.offline_env import OfflineEnv
+
+    def refuse(self, h5path=None):
+        raise AssertionError("Reward has wrong shape: (3,)")
+
+    monkeypatch.setattr(OfflineEnv, "get_dataset", refuse)
+    with pytest.raises(DatasetError, match=r"OfflineBallCircle-v0\.hdf5: dsrl's loader refused the file "
+                                           r"\(AssertionError: Reward has wrong shape: \(3,\)\)"):
+        load_dataset("OfflineBallCircle-v0", path)
+
+
+def test_dsrl_progress_bar_is_silenced(small_file, capfd):
+    path, _ = small_file
+    load_dataset("OfflineBallCircle-v0", path)
+    assert "load datafile" not in capfd.readouterr().err
+
+
+def test_foreign_and_non_json_attributes_are_ignored(small_file, tmp_path):
+    path, _ = small_file
+
+    def change(d, a):
+        a["generator"] = "my own collector v1.2"  # plain text from another tool
+        a["note"] = "{not json"
+        a["numbers"] = np.arange(3)
+
+    ds = load_dataset("OfflineBallCircle-v0", _rewrite(path, tmp_path / "foreign.hdf5", change))
+    assert ds.meta.generator == {}
+    assert ds.meta.budgets == (10.0, 20.0, 40.0)
+    assert dsmod.generator_info('{"seed": 3}') == {"seed": 3}
+    assert dsmod.generator_info(b"[1, 2]") == {}

@@ -14,6 +14,7 @@ import torch
 
 from tcdp_lib.configs import config_from_dict  # noqa: F401  (re-exported for the baselines)
 from tcdp_lib.data.episodes import Episodes
+from tcdp_lib.errors import CheckpointNotFoundError
 from tcdp_lib.files import CheckpointError, atomic_save, safe_load
 
 
@@ -124,7 +125,7 @@ def load_checkpoint(path, method: str, keys: tuple[str, ...]) -> dict:
     code from the file runs); check it has ``keys``."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}")
+        raise CheckpointNotFoundError(f"{path}: no checkpoint there")
     ckpt = safe_load(path)
     if not isinstance(ckpt, dict) or ckpt.get("method") != method:
         found = ckpt.get("method") if isinstance(ckpt, dict) else type(ckpt).__name__

@@ -38,9 +38,11 @@ def frontier(episodes: Episodes, grid=None) -> tuple[np.ndarray, np.ndarray]:
     return grid, episodes_frontier(episodes).r_max(grid, infeasible="nan")
 
 
-def dataset_card_markdown(paths: list[Path]) -> str:
-    """A markdown table of the figures of each dataset file."""
-    from tcdp_lib.data.dataset import load_dataset
+def dataset_card_markdown(paths: list[Path], task: str | None = None) -> str:
+    """A markdown table of the figures of each dataset file, of ``task`` (default: the task its
+    file name says, ``<task id>.hdf5``)."""
+    from tcdp_lib.data.dataset import DatasetError, load_dataset
+    from tcdp_lib.data.tasks import TASKS
 
     lines = [
         "| task | file MB | episodes (of logged) | steps | mean length | reward min / max | cost min / max | budget: feasible episodes, best reward | generator steps | generator wall time |",
@@ -48,7 +50,10 @@ def dataset_card_markdown(paths: list[Path]) -> str:
     ]
     notes = []
     for path in paths:
-        task_id = Path(path).stem
+        task_id = task or Path(path).stem
+        if task is None and task_id not in TASKS:
+            raise DatasetError(f"{path}: the file name does not say the task (expected <task id>.hdf5); "
+                               f"give it with --task")
         ds = load_dataset(task_id, path)
         ep = ds.episodes
         figs = "; ".join(

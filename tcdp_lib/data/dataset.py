@@ -9,11 +9,19 @@ Where the file comes from, in order:
 4. otherwise dsrl's download path runs (``env.get_dataset()`` with no path). Without network
    it fails, and :class:`DatasetNotFoundError` says which files were looked for where, and how
    to make one.
+
+A local file is checked before dsrl's loader reads it (keys, dtypes, shapes: :func:`check_layout`)
+and its values after (:func:`validate_arrays`); what h5py or dsrl raise on a broken file becomes a
+:class:`DatasetError` naming the file. Of the file's root attributes only the workbench's own
+are read (:func:`read_meta`); any other attribute is ignored.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,17 +32,10 @@ from tcdp_lib.data.envs import make_env
 from tcdp_lib.data.episodes import Episodes
 from tcdp_lib.data.scores import normalized_scores
 from tcdp_lib.data.tasks import TaskInfo, get_task
+from tcdp_lib.errors import DatasetError, DatasetNotFoundError
 from tcdp_lib.paths import DATA_DIR
 
 REQUIRED_KEYS = ("observations", "next_observations", "actions", "rewards", "costs", "terminals", "timeouts")
-
-
-class DatasetError(ValueError):
-    """A dataset file is missing, unreadable or inconsistent with its task."""
-
-
-class DatasetNotFoundError(DatasetError, FileNotFoundError):
-    """No local file for the task, and dsrl's download did not work."""
 
 
 @dataclass(frozen=True)
@@ -106,56 +107,108 @@ def resolve_path(task_id: str, path: str | os.PathLike | None = None) -> Path | 
     return None
 
 
-def _read_meta(path: Path, task: TaskInfo) -> DatasetMeta:
-    import h5py
+def _text(value) -> str | None:
+    """An attribute as text (h5py gives str, or bytes for fixed-length strings); ``None`` otherwise."""
+    if isinstance(value, bytes):
+        try:
+            return value.decode()
+        except UnicodeDecodeError:
+            return None
+    return value if isinstance(value, str) else None
+
+
+def _finite(value, path, key) -> float:
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        x = math.nan
+    if not math.isfinite(x):
+        raise DatasetError(f"{path}: attribute {key!r} is {value!r}, expected a finite number")
+    return x
+
+
+def generator_info(value) -> dict:
+    """The ``generator`` attribute: how the file was made, a JSON object. Anything else (a file
+    from another tool may hold plain text there) is ignored: ``{}``."""
+    try:
+        info = json.loads(_text(value) or "")
+    except json.JSONDecodeError:
+        return {}
+    return info if isinstance(info, dict) else {}
+
+
+def read_meta(attrs: dict, path, task: TaskInfo) -> DatasetMeta:
+    """The metadata of a file from its root attributes. Only the workbench's own are read, each
+    checked: ``task_id``, ``budgets`` (a JSON list), ``min_episode_reward`` and
+    ``max_episode_reward`` (dsrl's reference values when absent), and ``generator`` (descriptive:
+    ignored unless a JSON object). Any other attribute is ignored."""
     from dsrl import infos
 
-    with h5py.File(path, "r") as f:
-        attrs = dict(f.attrs)
-
-    def _get(key):
-        v = attrs.get(key)
-        if isinstance(v, bytes):
-            v = v.decode()
-        return v
-
-    file_task = _get("task_id")
-    if file_task is not None and file_task != task.task_id:
-        raise DatasetError(
-            f"{path} holds data of task {file_task!r}, not of the requested task {task.task_id!r}"
-        )
-    gen = _get("generator")
-    gen = json.loads(gen) if isinstance(gen, str) else {}
-    budgets = _get("budgets")
-    budgets = tuple(json.loads(budgets)) if isinstance(budgets, str) else task.budgets
-    rmin = _get("min_episode_reward")
-    rmax = _get("max_episode_reward")
-    if rmin is None or rmax is None:  # an official DSRL file: dsrl's reference values
-        rmin = infos.MIN_EPISODE_REWARD[task.name]
-        rmax = infos.MAX_EPISODE_REWARD[task.name]
-    return DatasetMeta(task.task_id, float(rmin), float(rmax), tuple(float(b) for b in budgets),
-                       gen, str(path))
-
-
-def validate_arrays(data: dict, path, obs_shape: tuple, act_shape: tuple) -> None:
-    """Check keys, shapes, finiteness and that at least one episode ends; raise DatasetError."""
-    for key in REQUIRED_KEYS:
-        if key not in data:
-            raise DatasetError(f"{path}: missing key {key!r} (a DSRL file has {', '.join(REQUIRED_KEYS)})")
-    n = data["observations"].shape[0]
-    expect = {
-        "observations": (n, *obs_shape), "next_observations": (n, *obs_shape),
-        "actions": (n, *act_shape),
-    }
-    for key, shape in expect.items():
-        if tuple(data[key].shape) != tuple(shape):
+    file_task = attrs.get("task_id")
+    if file_task is not None:
+        if _text(file_task) is None:
+            raise DatasetError(f"{path}: attribute 'task_id' is {file_task!r}, expected a task id such as "
+                               f"{task.task_id!r}")
+        if _text(file_task) != task.task_id:
             raise DatasetError(
-                f"{path}: {key!r} has shape {tuple(data[key].shape)}, expected {tuple(shape)} "
-                f"for this environment"
+                f"{path}: holds data of task {_text(file_task)!r}, not of the requested task {task.task_id!r}"
             )
-    for key in ("rewards", "costs", "terminals", "timeouts"):
-        if np.asarray(data[key]).reshape(n, -1).shape != (n, 1):
-            raise DatasetError(f"{path}: {key!r} has shape {np.shape(data[key])}, expected ({n},)")
+    budgets = task.budgets
+    if "budgets" in attrs:
+        raw = attrs["budgets"]
+        try:
+            values = json.loads(_text(raw)) if _text(raw) is not None else np.asarray(raw).tolist()
+            budgets = tuple(float(b) for b in values)
+        except (json.JSONDecodeError, TypeError, ValueError):
+            budgets = ()
+        if not budgets or not all(math.isfinite(b) and b >= 0 for b in budgets):
+            raise DatasetError(f"{path}: attribute 'budgets' is {raw!r}, expected a JSON list of finite numbers >= 0")
+    if "min_episode_reward" in attrs and "max_episode_reward" in attrs:
+        rmin = _finite(attrs["min_episode_reward"], path, "min_episode_reward")
+        rmax = _finite(attrs["max_episode_reward"], path, "max_episode_reward")
+    else:  # an official DSRL file: dsrl's reference values
+        rmin = float(infos.MIN_EPISODE_REWARD[task.name])
+        rmax = float(infos.MAX_EPISODE_REWARD[task.name])
+    return DatasetMeta(task.task_id, rmin, rmax, budgets, generator_info(attrs.get("generator")), str(path))
+
+
+_DTYPE_KINDS = {"S": "byte strings", "U": "text", "O": "text or objects", "V": "records", "c": "complex numbers",
+                "M": "dates", "m": "time spans"}
+
+
+def check_layout(arrays, path, task_id: str, obs_shape: tuple, act_shape: tuple) -> int:
+    """Keys, dtypes and shapes of a DSRL file's arrays (numpy arrays, or h5py datasets, of which
+    nothing is read); returns the number of rows. :class:`DatasetError` naming the key otherwise."""
+    for key in REQUIRED_KEYS:
+        if key not in arrays:
+            raise DatasetError(f"{path}: missing key {key!r} (a DSRL file has {', '.join(REQUIRED_KEYS)})")
+    for key in REQUIRED_KEYS:
+        dtype = np.dtype(arrays[key].dtype)
+        if dtype.kind not in "biuf":
+            raise DatasetError(f"{path}: {key!r} holds {_DTYPE_KINDS.get(dtype.kind, dtype.kind)} (dtype {dtype}), "
+                               f"expected numbers")
+    per_row = {"observations": tuple(obs_shape), "next_observations": tuple(obs_shape), "actions": tuple(act_shape)}
+    n = None
+    for key in REQUIRED_KEYS:
+        shape = tuple(arrays[key].shape)
+        row = per_row.get(key, ())
+        if not shape or shape[1:] not in ((row,) if row else ((), (1,))):
+            raise DatasetError(f"{path}: {key!r} has shape {shape}, expected "
+                               f"(N, {', '.join(map(str, row))}) for {task_id}" if row else
+                               f"{path}: {key!r} has shape {shape}, expected (N,)")
+        n = shape[0] if n is None else n
+        if shape[0] != n:
+            raise DatasetError(f"{path}: {key!r} has {shape[0]} rows, 'observations' has {n}: "
+                               f"expected one row per step in every array")
+    if n == 0:
+        raise DatasetError(f"{path}: zero episodes (the arrays have no rows)")
+    return n
+
+
+def validate_arrays(data: dict, path, task_id: str, obs_shape: tuple, act_shape: tuple) -> None:
+    """:func:`check_layout`, then the values: finite, costs >= 0, at least one episode ends.
+    :class:`DatasetError` naming the key and the first bad row otherwise."""
+    n = check_layout(data, path, task_id, obs_shape, act_shape)
     for key in ("observations", "next_observations", "actions", "rewards", "costs"):
         arr = np.asarray(data[key], dtype=np.float64).reshape(n, -1)
         bad = ~np.isfinite(arr).all(axis=1)
@@ -164,20 +217,54 @@ def validate_arrays(data: dict, path, obs_shape: tuple, act_shape: tuple) -> Non
             raise DatasetError(
                 f"{path}: {key!r} has {len(rows)} rows with NaN or inf (first at row {rows[0]})"
             )
+    costs = np.asarray(data["costs"], dtype=np.float64).reshape(-1)
+    negative = np.flatnonzero(costs < 0)
+    if negative.size:
+        raise DatasetError(f"{path}: 'costs' has {negative.size} negative values (first at row {negative[0]}: "
+                           f"{costs[negative[0]]:g}), expected costs >= 0")
     ends = (np.asarray(data["terminals"]).reshape(-1) > 0) | (np.asarray(data["timeouts"]).reshape(-1) > 0)
-    if n == 0 or not ends.any():
+    if not ends.any():
         raise DatasetError(f"{path}: zero episodes (no step has a terminal or timeout flag; {n} steps)")
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def inspect_file(path: Path, task_id: str, obs_shape: tuple, act_shape: tuple) -> dict:
+    """Open ``path`` with h5py and :func:`check_layout` its arrays (reading no data); returns its
+    root attributes. h5py's errors (a truncated or damaged file) become :class:`DatasetError`."""
+    import h5py
+
+    if not h5py.is_hdf5(path):
+        raise DatasetError(f"{path} is not an hdf5 file")
+    try:
+        with h5py.File(path, "r") as f:
+            arrays = {k: f[k] for k in f.keys() if isinstance(f[k], h5py.Dataset)}
+            check_layout(arrays, path, task_id, obs_shape, act_shape)
+            return dict(f.attrs)
+    except (OSError, KeyError) as err:
+        raise DatasetError(f"{path}: unreadable hdf5 file, truncated or damaged ({_first_line(err)})") from err
+
+
+def _read_with_dsrl(offline, path: Path) -> dict:
+    """dsrl's own reader, its progress bar silenced; what it raises becomes :class:`DatasetError`."""
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            return offline.get_dataset(h5path=str(path))
+    except (AssertionError, OSError, KeyError, ValueError) as err:
+        raise DatasetError(f"{path}: dsrl's loader refused the file ({type(err).__name__}: {_first_line(err)})") from err
 
 
 def load_dataset(task_id: str, path: str | os.PathLike | None = None) -> Dataset:
     """Load ``task_id``'s dataset through dsrl's ``env.get_dataset(h5path=...)`` and validate it."""
-    import h5py
-
     task = get_task(task_id)
     resolved = resolve_path(task_id, path)
     env = make_env(task_id)  # registers dsrl's ids, or names the missing simulator package
     try:
         offline = env.unwrapped
+        shapes = (offline.observation_space.shape, offline.action_space.shape)
         if resolved is None:
             looked = ", ".join(str(p) for p in candidate_paths(task_id))
             try:
@@ -189,28 +276,12 @@ def load_dataset(task_id: str, path: str | os.PathLike | None = None) -> Dataset
                     f"`tcdp generate-data {task_id}` or set DSRL_DATASET_DIR to a folder holding it."
                 ) from err
             resolved = Path(offline.dataset_filepath)
+            attrs = inspect_file(resolved, task_id, *shapes)
         else:
-            if not h5py.is_hdf5(resolved):
-                raise DatasetError(f"{resolved} is not an hdf5 file")
-            with h5py.File(resolved, "r") as f:  # check before dsrl's loader asserts
-                raw = {k: f[k] for k in f.keys() if isinstance(f[k], h5py.Dataset)}
-                shapes = {k: v.shape for k, v in raw.items()}
-            for key in REQUIRED_KEYS:
-                if key not in shapes:
-                    raise DatasetError(
-                        f"{resolved}: missing key {key!r} (a DSRL file has {', '.join(REQUIRED_KEYS)})"
-                    )
-            obs_shape = offline.observation_space.shape
-            act_shape = offline.action_space.shape
-            for key, shape in (("observations", obs_shape), ("next_observations", obs_shape), ("actions", act_shape)):
-                if tuple(shapes[key][1:]) != tuple(shape):
-                    raise DatasetError(
-                        f"{resolved}: {key!r} has shape {tuple(shapes[key])}, expected (N, "
-                        f"{', '.join(map(str, shape))}) for {task_id}"
-                    )
-            data = offline.get_dataset(h5path=str(resolved))
-        validate_arrays(data, resolved, offline.observation_space.shape, offline.action_space.shape)
+            attrs = inspect_file(resolved, task_id, *shapes)  # before dsrl's loader asserts
+            data = _read_with_dsrl(offline, resolved)
+        validate_arrays(data, resolved, task_id, *shapes)
     finally:
         env.close()
-    meta = _read_meta(Path(resolved), task)
+    meta = read_meta(attrs, Path(resolved), task)
     return Dataset(task=task, meta=meta, episodes=Episodes.from_arrays(data), path=Path(resolved))

@@ -21,10 +21,7 @@ import numpy as np
 
 from tcdp_lib.data import compat
 from tcdp_lib.data.tasks import FAMILY_PACKAGES, get_task
-
-
-class FamilyUnavailableError(ImportError):
-    """The simulator family of a task could not be imported."""
+from tcdp_lib.errors import FamilyUnavailableError
 
 
 # Families whose simulator allows only this many live environments in one process.

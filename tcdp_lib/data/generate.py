@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tcdp_lib.data.dataset import DatasetError, generator_info
 from tcdp_lib.data.envs import make_env
 from tcdp_lib.data.episodes import split_episodes
 from tcdp_lib.data.frontier import pareto_indices
@@ -617,9 +618,9 @@ def refilter_dataset(src: Path, out: Path, **filter_overrides) -> GenerationResu
     with h5py.File(src, "r") as f:
         raw = {k: f[k][:] for k in STAGE_KEYS}
         attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
-    gen = json.loads(attrs["generator"]) if isinstance(attrs.get("generator"), str) else None
-    if not gen or "config" not in gen:
-        raise ValueError(f"{src} has no generator metadata: only files made by `tcdp generate-data` can be refiltered")
+    gen = generator_info(attrs.get("generator"))
+    if "config" not in gen:
+        raise DatasetError(f"{src} has no generator metadata: only files made by `tcdp generate-data` can be refiltered")
     unknown = set(filter_overrides) - set(FILTER_FIELDS)
     if unknown:
         raise ValueError(f"refilter overrides only the filter's fields {FILTER_FIELDS}, not {sorted(unknown)}")

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tcdp_lib.errors import UnknownTaskError
+
 FAMILY_BUDGETS = {
     "bullet": (10.0, 20.0, 40.0),
     "safety_gymnasium": (20.0, 40.0, 80.0),
@@ -76,6 +78,6 @@ def get_task(task_id: str) -> TaskInfo:
     try:
         return TASKS[task_id]
     except KeyError:
-        raise KeyError(
+        raise UnknownTaskError(
             f"unknown task {task_id!r}; known tasks: {', '.join(sorted(TASKS))}"
         ) from None

@@ -7,10 +7,15 @@ interrupted run resumes where it stopped.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
+from tcdp_lib.errors import BudgetRangeWarning, check_budget
 from tcdp_lib.files import CheckpointError, atomic_save, safe_load  # noqa: F401  (the runs layer's file API)
 from tcdp_lib.method.model import TCDP, TCDPConfig, frontier_from_state_dict
+
+MODEL_KEYS = ("task", "run_config", "model_config", "obs_dim", "act_dim", "state_dict")
+"""What a model file holds besides its ``kind``."""
 
 
 def model_payload(model: TCDP, task: str, run_config: dict) -> dict:
@@ -41,18 +46,56 @@ def model_from_payload(payload: dict) -> TCDP:
     return model
 
 
+def read_model_file(path: Path, map_location="cpu") -> dict:
+    """The payload of a model file (see :func:`model_payload`); :class:`CheckpointError` for any
+    other file."""
+    payload = safe_load(path, map_location)
+    kind = payload.get("kind") if isinstance(payload, dict) else type(payload).__name__
+    if kind != "tcdp-model":
+        raise CheckpointError(f"{path}: not a tcdp model file (kind {kind!r}; a model.pt of `tcdp train` "
+                              f"has kind 'tcdp-model')")
+    missing = [k for k in MODEL_KEYS if k not in payload]
+    if missing:
+        raise CheckpointError(f"{path}: tcdp model file without the keys {missing}")
+    return payload
+
+
 def load_model(path: Path, task: str | None = None, map_location="cpu") -> tuple[TCDP, dict]:
     """Load a model file; refuse one made for another task. Returns ``(model, run_config)``."""
-    payload = safe_load(path, map_location)
-    if payload.get("kind") != "tcdp-model":
-        raise CheckpointError(f"{path} is not a TCDP model file (kind={payload.get('kind')!r})")
+    payload = read_model_file(path, map_location)
     if task is not None and payload["task"] != task:
         raise CheckpointError(
-            f"{path} holds a model trained on {payload['task']!r}, not on the requested task {task!r}"
+            f"{path}: holds a model trained on {payload['task']!r}, not on the requested task {task!r}"
         )
-    model = model_from_payload(payload)
+    try:
+        model = model_from_payload(payload)
+    except (KeyError, RuntimeError) as err:  # weights of another version of the model (load_state_dict)
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(f"{path}: tcdp model file whose weights do not fit this version of the model "
+                              f"({type(err).__name__}: {first}); train or export it again") from err
     model.eval()
     return model, payload["run_config"]
+
+
+def trained_budget_range(model: TCDP) -> tuple[float, float]:
+    """``(b_min, b_max)``: the budgets the model was trained on (its CTGDA prior, ``config.budget``)."""
+    prior = model.budget_prior()
+    return float(prior.low), float(prior.high)
+
+
+def warn_untrained_budgets(model: TCDP, budgets) -> list[float]:
+    """One :class:`BudgetRangeWarning` naming the budgets outside :func:`trained_budget_range`
+    (the planner extrapolates its budget condition there); returns them. Each budget is checked
+    first (:func:`tcdp_lib.errors.check_budget`)."""
+    low, high = trained_budget_range(model)
+    outside = [b for b in (check_budget(x) for x in budgets) if not low <= b <= high]
+    if outside:
+        named = ", ".join(f"{b:g}" for b in outside)
+        warnings.warn(
+            f"budget{'s' if len(outside) > 1 else ''} {named}: outside the range the model was trained on, "
+            f"[{low:g}, {high:g}]; the planner extrapolates its budget condition there",
+            BudgetRangeWarning, stacklevel=2)
+    return outside
 
 
 def export_model(src: Path, dst: Path, w_cfg: float | None = None, beta: float | None = None,
@@ -65,9 +108,7 @@ def export_model(src: Path, dst: Path, w_cfg: float | None = None, beta: float |
     """
     import json
 
-    payload = safe_load(src)
-    if payload.get("kind") != "tcdp-model":
-        raise CheckpointError(f"{src} is not a TCDP model file (kind={payload.get('kind')!r})")
+    payload = read_model_file(src)
     guidance = dict(payload["model_config"]["guidance"])
     if w_cfg is not None:
         guidance["w_cfg"] = float(w_cfg)

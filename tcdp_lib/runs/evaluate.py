@@ -18,6 +18,7 @@ import numpy as np
 
 from tcdp_lib.data.dataset import Dataset
 from tcdp_lib.data.envs import make_env, max_live_envs, seeded_reset
+from tcdp_lib.errors import check_budget
 
 
 @dataclass(frozen=True)
@@ -124,10 +125,7 @@ def evaluate(dataset: Dataset, make_policy, budgets=None, seeds=(0, 1, 2), episo
     from tqdm.auto import tqdm
 
     task = dataset.task.task_id
-    budgets = tuple(dataset.meta.budgets if budgets is None else budgets)
-    for b in budgets:
-        if not np.isfinite(b) or b < 0:
-            raise ValueError(f"budgets must be finite and >= 0, got {b}")
+    budgets = tuple(check_budget(b) for b in (dataset.meta.budgets if budgets is None else budgets))
     total = len(budgets) * len(seeds) * episodes * dataset.task.max_episode_steps
     bar = tqdm(total=total, desc=f"evaluate {task}", unit="step", disable=not progress)
     results = []

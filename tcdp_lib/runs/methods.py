@@ -26,7 +26,7 @@ from tcdp_lib.method.model import TCDPConfig
 from tcdp_lib.method.variants import VARIANTS
 from tcdp_lib.planner.planner import PlannerConfig
 from tcdp_lib.planner.policy import TCDPPolicy, policy_config
-from tcdp_lib.runs.checkpoint import load_model
+from tcdp_lib.runs.checkpoint import load_model, warn_untrained_budgets
 from tcdp_lib.runs.train import RunConfig, TrainConfig, default_model_config, train_tcdp
 
 DIFFUSION_METHODS = tuple(VARIANTS)
@@ -97,12 +97,24 @@ def _trained_file(path: Path) -> Path:
     return path
 
 
+def _manifest(path: Path) -> dict:
+    """A baseline run's manifest; :class:`CheckpointError` if it is not one."""
+    try:
+        body = json.loads(Path(path).read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise CheckpointError(f"{path}: not a {MANIFEST} of `tcdp train` (not JSON: {err})") from err
+    missing = [k for k in ("method", "task", "files") if not isinstance(body, dict) or k not in body]
+    if missing:
+        raise CheckpointError(f"{path}: not a {MANIFEST} of `tcdp train` (no {', '.join(missing)})")
+    return body
+
+
 def method_of(path: Path) -> str:
     """The method a trained file belongs to: a baseline manifest names it; a model file is a
     diffusion planner whose variant is in its config."""
     path = _trained_file(path)
     if path.name == MANIFEST:
-        return json.loads(path.read_text())["method"]
+        return _manifest(path)["method"]
     return safe_load(path).get("model_config", {}).get("variant", "tcdp")
 
 
@@ -117,22 +129,25 @@ def training_wall_time(path: Path) -> float:
 
 
 def load_policy(path: Path, task: str, planner_config: PlannerConfig | None = None, replan_every: int | None = None,
-                method: str | None = None, warm_start: bool | None = None):
+                method: str | None = None, warm_start: bool | None = None, budgets=None):
     """``make_policy(seed) -> Policy`` for the trained ``path`` (a model file, a baseline
     manifest, or a run directory holding either). Refuses a file of another task, and one of
-    another method than ``method`` when that is given."""
+    another method than ``method`` when that is given. ``budgets``: those the policy will be run
+    at; a diffusion model warns once about those outside its trained range."""
     path = _trained_file(path)
     if path.name != MANIFEST:
         model, _ = load_model(path, task=task)
         found = model.config.variant
         if method is not None and found != method:
             raise CheckpointError(f"{path} holds a {found!r} model, not the requested method {method!r}")
+        if budgets is not None:
+            warn_untrained_budgets(model, budgets)
 
         def make_diffusion(seed: int):
             return TCDPPolicy(model, planner_config, policy_config(replan_every, warm_start, seed))
 
         return make_diffusion
-    body = json.loads(path.read_text())
+    body = _manifest(path)
     found = body["method"]
     if method is not None and found != method:
         raise CheckpointError(f"{path} holds a {found!r} model, not the requested method {method!r}")

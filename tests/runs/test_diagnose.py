@@ -181,15 +181,15 @@ def test_default_budgets(ds):
     assert D.middle_budget(ds) == 20.0
 
 
-def test_negative_budget_raises_naming_it(ds, model):
+def test_negative_budget_raises_naming_it(ds, model, capsys):
     with pytest.raises(ValueError, match="got -5"):
         D.budget_response(ds, model, budgets=[10, -5], episodes=1, progress=False)
     with pytest.raises(ValueError, match="got -1"):
         D.execution_stats(ds, model, budget=-1, episodes=1, progress=False)
     with pytest.raises(ValueError, match="got -2"):
         D.beta_sweep(ds, model, budget=-2, episodes=1, progress=False)
-    with pytest.raises(ValueError, match="got -3"):
-        main(["diagnose", TASK, "--model", "unused.pt", "--budgets", "10", "-3"])
+    assert main(["diagnose", TASK, "--model", "unused.pt", "--budgets", "10", "-3"]) == 2
+    assert capsys.readouterr().err == "tcdp: error: budget -3.0: expected a finite number >= 0\n"
 
 
 def test_execution_stats_and_beta_sweep(ds, model):
@@ -209,9 +209,11 @@ def test_execution_stats_and_beta_sweep(ds, model):
 # ---------------------------------------------------------------- CLI and JSON
 
 
-def test_cli_refuses_a_model_of_another_task(trained):
+def test_cli_refuses_a_model_of_another_task(trained, capsys):
+    assert main(["diagnose", "OfflineCarCircle-v0", "--model", str(trained.model_path)]) == 2
+    assert "not on the requested task 'OfflineCarCircle-v0'" in capsys.readouterr().err
     with pytest.raises(CheckpointError, match="not on the requested task 'OfflineCarCircle-v0'"):
-        main(["diagnose", "OfflineCarCircle-v0", "--model", str(trained.model_path)])
+        main(["diagnose", "OfflineCarCircle-v0", "--model", str(trained.model_path), "--debug"])
 
 
 def test_cli_prints_tables_and_writes_json(trained, tmp_path, capsys):

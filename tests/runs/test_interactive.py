@@ -161,7 +161,7 @@ def test_budget_sweep_points(model, ds):
         I.budget_sweep("OfflineBallRun-v0", model, ds, [10], episodes=1)
     with pytest.raises(ValueError, match="at least one budget"):
         I.budget_sweep(TASK, model, ds, [], episodes=1)
-    with pytest.raises(ValueError, match="budgets must be finite and >= 0"):
+    with pytest.raises(ValueError, match=r"budget -5.0: expected a finite number >= 0"):
         I.budget_sweep(TASK, model, ds, [-5], episodes=1, progress=False)
 
 
