@@ -16,7 +16,8 @@ import time
 import torch
 
 from tcdp_lib.data.dataset import load_dataset
-from tcdp_lib.runs.train import RunConfig, TrainConfig, default_device, train_tcdp
+from tcdp_lib.device import default_device
+from tcdp_lib.runs.train import RunConfig, TrainConfig, train_tcdp
 
 
 def main() -> None:

@@ -129,6 +129,7 @@ def _cmd_diagnose(args) -> int:
     from tcdp_lib.data.dataset import load_dataset
     from tcdp_lib.planner.planner import PlannerConfig
     from tcdp_lib.planner.policy import policy_config
+    from tcdp_lib.device import default_device
     from tcdp_lib.runs.checkpoint import load_model, warn_untrained_budgets
     from tcdp_lib.runs.diagnose import diagnose, format_results, write_json
 
@@ -136,6 +137,7 @@ def _cmd_diagnose(args) -> int:
     given = [check_budget(b) for b in (*(args.budgets or ()), args.beta_budget, args.exec_budget)
              if b is not None]  # before anything slow
     model, _ = load_model(Path(args.model), task=args.task)  # refuses a model of another task
+    model = model.to(default_device())
     warn_untrained_budgets(model, given)
     ds = load_dataset(args.task, args.dataset)
     pcfg = PlannerConfig(**({} if args.samples is None else {"n_samples": args.samples}))
@@ -163,7 +165,16 @@ def _cmd_benchmark(args) -> int:
 
     from tcdp_lib.runs.benchmark import PRESETS, benchmark_table, format_table, results_frame, run_benchmark, write_table
 
-    _threads(args.threads)
+    if args.executor == "serial":
+        _threads(args.threads)
+        given = [f"--{k.replace('_', '-')}" for k in ("address", "workers", "gpus_per_cell")
+                 if getattr(args, k) is not None]
+        if given:
+            raise TcdpError(f"{', '.join(given)} apply to --executor ray")
+        options = {}
+    else:
+        options = {"threads": args.threads or 1, "workers": args.workers, "address": args.address,
+                   "gpus_per_cell": args.gpus_per_cell, "retries": args.retries}
     overrides = {k: v for k, v in (("methods", args.methods), ("tasks", args.tasks), ("seeds", args.seeds),
                                    ("episodes", args.episodes), ("n_envs", args.n_envs),
                                    ("diffusion_steps", args.diffusion_steps),
@@ -173,8 +184,8 @@ def _cmd_benchmark(args) -> int:
     cfg = dataclasses.replace(PRESETS[args.preset],
                               **{k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()})
     out = Path(args.out) if args.out else RUNS_DIR / "benchmark" / args.preset
-    results = run_benchmark(cfg, out, progress=not args.quiet)
-    table = benchmark_table(results_frame(results), cfg.methods)
+    results = run_benchmark(cfg, out, progress=not args.quiet, executor=args.executor, **options)
+    table = benchmark_table(results_frame(results), cfg.labels())
     csv, _ = write_table(table, out)
     if args.export:
         from tcdp_lib.runs.benchmark import export_results
@@ -328,10 +339,14 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--quiet", action="store_true")
     d.set_defaults(func=_cmd_diagnose)
 
-    b = command("benchmark", help="train and evaluate every method over tasks x seeds (resumable)")
-    b.add_argument("--preset", default="full", choices=["smoke", "full"],
-                   help="smoke: one task, tiny models, seconds; full: the Bullet tasks and one task of each other family, full training")
-    b.add_argument("--methods", nargs="*", default=None, choices=_method_choices())
+    b = command("benchmark", help="train and evaluate every method over tasks x seeds (resumable), "
+                "in this process or on Ray")
+    b.add_argument("--preset", default="full", choices=["smoke", "full", "ablations"],
+                   help="smoke: one task, tiny models, seconds; full: the Bullet tasks and one task of each other "
+                        "family, full training; ablations: TCDP without each of its parts and a beta sweep, "
+                        "on BallCircle and BallRun, 3 seeds")
+    b.add_argument("--methods", nargs="*", default=None, choices=_method_choices(),
+                   help="only these methods (with --preset ablations: the arms on these methods' models)")
     b.add_argument("--tasks", nargs="*", default=None)
     b.add_argument("--seeds", type=int, nargs="*", default=None)
     b.add_argument("--episodes", type=int, default=None, help="evaluation episodes per budget and seed")
@@ -341,7 +356,21 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--out", default=None, help="results folder (default: runs/benchmark/PRESET); finished cells are kept")
     b.add_argument("--export", default=None,
                    help="also copy each cell's result.json there (e.g. data/benchmark, what the main job reads)")
-    b.add_argument("--threads", type=int, default=None)
+    b.add_argument("--executor", default="serial", choices=["serial", "ray"],
+                   help="serial: the cells one after another in this process (default); ray: each cell a Ray "
+                        "task, on a local Ray or the cluster of --address")
+    b.add_argument("--address", default=None,
+                   help="with --executor ray: join this Ray cluster ('auto', 'ray://HOST:10001') instead of "
+                        "starting a local Ray; --out must then be a path every node can write (best: shared)")
+    b.add_argument("--workers", type=int, default=None,
+                   help="with --executor ray: cells run at once (default: the cluster's CPUs // --threads)")
+    b.add_argument("--gpus-per-cell", type=float, default=None,
+                   help="with --executor ray: GPU share of each cell (default: the cluster's GPUs over --workers, "
+                        "at most 1; none without GPUs)")
+    b.add_argument("--retries", type=int, default=3,
+                   help="with --executor ray: runs again of a cell whose worker died (default 3)")
+    b.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads: of this process (serial), of each cell (ray, default 1)")
     b.add_argument("--quiet", action="store_true")
     b.set_defaults(func=_cmd_benchmark)
 

@@ -50,6 +50,11 @@ class FamilyUnavailableError(TcdpError, ImportError):
     """The simulator family of a task could not be imported."""
 
 
+class CellsFailedError(TcdpError, RuntimeError):
+    """Benchmark cells that raised or whose workers died past their retries; the others finished
+    and are kept, so running the grid again retries only these."""
+
+
 class BudgetRangeWarning(UserWarning):
     """A budget outside the range a model was trained on: the planner extrapolates its condition."""
 

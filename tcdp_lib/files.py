@@ -28,6 +28,25 @@ def atomic_save(obj, path: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def atomic_write_text(path: Path, text: str) -> Path:
+    """Write ``text`` to a temporary file beside ``path`` (a name no other process uses), then
+    rename it over ``path``: a reader sees the old file or the new one, never half of one, also
+    when two processes write the same path at once (the last rename wins)."""
+    import tempfile
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)  # mkstemp makes it 0600
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return path
+
+
 def safe_load(path: Path, map_location="cpu") -> dict:
     """Load a checkpoint without executing code from it (``weights_only=True``).
 

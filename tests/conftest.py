@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-import numpy as np
+import os
+
+# The tests stay on the CPU on a GPU machine too (tcdp_lib.device reads it; notebook kernels and
+# Ray workers started by the tests inherit it).
+os.environ["TCDP_DEVICE"] = "cpu"
+
+import numpy as np  # noqa: E402
 import pytest
 
-from tcdp_lib.data.generate import write_dataset
+from tcdp_lib.data.generate import write_dataset  # noqa: E402
 
 
 def make_episodes(rng, n_episodes=6, length=20, obs_dim=8, act_dim=2, terminal_every=3):

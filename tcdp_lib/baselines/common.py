@@ -1,4 +1,5 @@
-"""Small pieces shared by the baselines: device, observation statistics, the action box,
+"""Small pieces shared by the baselines: the device rule (re-exported from
+:mod:`tcdp_lib.device`), observation statistics, the action box,
 the feasibility check, config (de)serialisation and checkpoint files.
 
 Imports only from ``tcdp_lib.data`` (and numpy/torch), like every baseline module.
@@ -13,21 +14,10 @@ import numpy as np
 import torch
 
 from tcdp_lib.configs import config_from_dict  # noqa: F401  (re-exported for the baselines)
+from tcdp_lib.device import resolve_device  # noqa: F401  (re-exported: the one device rule)
 from tcdp_lib.data.episodes import Episodes
 from tcdp_lib.errors import CheckpointNotFoundError
 from tcdp_lib.files import CheckpointError, atomic_save, safe_load
-
-
-# --------------------------------------------------------------------------------------------
-#                                          Device
-# --------------------------------------------------------------------------------------------
-
-
-def resolve_device(device: str | torch.device | None = None) -> torch.device:
-    """The device, chosen once: the one given, else ``cuda`` if available, else ``cpu``."""
-    if device is not None:
-        return torch.device(device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 # --------------------------------------------------------------------------------------------

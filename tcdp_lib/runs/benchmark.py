@@ -1,10 +1,18 @@
 """The benchmark grid: methods x tasks x seeds, each cell trained and evaluated on its own.
 
-One *cell* is a pure function of its config (method, task, seed, steps, episodes, ...): it
-trains the method into ``<out>/<task>/<method>/seed<k>/train/``, evaluates it at the task's
+One *cell* is a pure function of its config (method, task, seed, steps, episodes, planning, ...):
+it trains the method into ``<out>/<task>/<method>/seed<k>/train/``, evaluates it at the task's
 budgets with the shared harness, and writes ``result.json`` atomically beside them. A cell whose
 ``result.json`` holds the same config is not run again, so an interrupted benchmark resumes
-where it stopped, and any executor (a loop here, a Ray task on a cluster) can run cells alone.
+where it stopped, and any executor can run cells alone: ``run_benchmark(..., executor="serial")``
+runs them one after another in this process, ``executor="ray"`` as Ray tasks on a local Ray or
+a cluster (:mod:`tcdp_lib.runs.ray_executor`).
+
+A grid of *arms* (``BenchmarkConfig.arms``, the ``ablations`` preset) runs named (method,
+planning) settings: each arm's cells live in ``<out>/<task>/<arm>/seed<k>/``, and the arms of one
+method share its training (``<out>/<task>/<method>/seed<k>/train/``): planning settings change no
+weight, and training is identified by (task, method, seed, steps, smoke) only. Training a shared
+folder is serialised by a file lock, so two cells never train it at once.
 
 ``benchmark_table`` turns the cells into DSRL's table: normalised reward and cost per task and
 budget, mean +- std over seeds, a cell is *safe* when its normalised cost is <= 1, and the
@@ -16,14 +24,17 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from tcdp_lib.files import atomic_write_text
 from tcdp_lib.paths import RUNS_DIR
-from tcdp_lib.runs.methods import METHODS
+from tcdp_lib.runs.methods import METHODS, check_method
 
 BULLET_TASKS = ("OfflineBallCircle-v0", "OfflineBallRun-v0", "OfflineCarCircle-v0")
 FAMILY_TASKS = ("OfflinePointCircle1Gymnasium-v0", "OfflineMetadrive-easysparse-v0")
@@ -57,21 +68,90 @@ class BenchmarkConfig:
     """Per diffusion method, planning-time overrides of ``PlannerConfig`` (``w_cfg``, ``beta``,
     ``cost_weight``, ...) and of the policy's execution (``replan_every``, ``warm_start``); a method
     not named plans with its model config's guidance and the default execution."""
+    arms: dict | None = None
+    """Named settings run in place of one cell per method: ``{label: {"method": m, "planning":
+    {...}}}`` (planning as in ``planning``; ``planning`` itself is then unused). Only the arms
+    whose method is in ``methods`` run. A label names the cell's folder; a label that is a method's
+    name must be an arm of that method (its folder also holds the method's shared training)."""
 
     def cells(self) -> list[dict]:
-        """Every cell's config, in run order (task, then seed, then method). A cell holds only
-        what changes its result: its own training steps and planning overrides."""
+        """Every cell's config, in run order (task, then seed, then method or arm). A cell holds
+        only what changes its result: its own training steps and planning overrides (and its
+        arm's ``label``)."""
         from tcdp_lib.data.tasks import get_task
         from tcdp_lib.method.variants import VARIANTS
 
         common = {k: getattr(self, k) for k in ("n_envs", "smoke", "budgets")}
-        planning = self.planning or {}
         by_family = self.family_episodes or {}
-        return [{"method": m, "task": t, "seed": int(s),
-                 "steps": self.diffusion_steps if m in VARIANTS else self.baseline_steps,
-                 "episodes": int(by_family.get(get_task(t).family, self.episodes)),
-                 **common, "planning": dict(planning.get(m, {}))}
-                for t in self.tasks for s in self.seeds for m in self.methods]
+        cells = [{"method": m, "task": t, "seed": int(s),
+                  "steps": self.diffusion_steps if m in VARIANTS else self.baseline_steps,
+                  "episodes": int(by_family.get(get_task(t).family, self.episodes)),
+                  **common, "planning": dict(planning), **({} if label is None else {"label": label})}
+                 for t in self.tasks for s in self.seeds for label, m, planning in self._arms()]
+        names = [(c["task"], cell_name(c), c["seed"]) for c in cells]
+        if len(set(names)) != len(names):
+            raise ValueError("the grid names a (task, method or arm, seed) cell twice; "
+                             f"tasks {self.tasks}, seeds {self.seeds}")
+        return cells
+
+    def labels(self) -> tuple[str, ...]:
+        """The table's columns: the arms' labels, else the methods."""
+        return tuple(label if label is not None else m for label, m, _ in self._arms())
+
+    def _arms(self) -> list[tuple[str | None, str, dict]]:
+        """``(label or None, method, planning)`` of each column, checked."""
+        if not self.arms:
+            planning = self.planning or {}
+            return [(None, check_method(m), dict(planning.get(m, {}))) for m in self.methods]
+        out = []
+        for label, arm in self.arms.items():
+            if not isinstance(arm, dict) or "method" not in arm:
+                raise ValueError(f"arm {label!r}: expected {{'method': ..., 'planning': {{...}}}}, got {arm!r}")
+            method = check_method(arm["method"])
+            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.=-]*", str(label)):
+                raise ValueError(f"arm label {label!r}: letters, digits, '_', '-', '.', '=' only (it names a folder)")
+            if label != method and _is_method(label):
+                raise ValueError(f"arm {label!r} runs {method!r}: a label that names a method must run that method")
+            if method in self.methods:
+                out.append((str(label), method, dict(arm.get("planning") or {})))
+        return out
+
+
+def _is_method(name: str) -> bool:
+    try:
+        check_method(name)
+    except ValueError:
+        return False
+    return True
+
+
+TCDP_PLANNING = {"w_cfg": 1.5, "beta": 1.0, "budget_fraction": 0.5}
+"""TCDP's planning in the ``full`` and ``ablations`` presets: one setting for every task and budget."""
+
+ABLATION_BETAS = (0.0, 0.5, 1.0, 2.0, 4.0)
+"""Planning-time energy scales of the ablations' beta sweep (on TCDP's model, ``w_cfg`` 1.5)."""
+
+
+def _ablation_arms() -> dict:
+    """TCDP and the ablations that test each of its parts, and a beta sweep on TCDP's model.
+
+    Trained variants: ``tcdp``, ``no_ctgda`` (hindsight budget labels, ``tcdp_no_ctgda``),
+    ``no_qn`` (the value head on the raw scaled reward-to-go, ``tcdp_no_qn``). Planning settings on
+    TCDP's model (its training is shared): ``cfg_only`` (``beta`` 0: no energy guidance),
+    ``energy_only`` (``w_cfg`` 0: the backbone never sees the budget; the energy still reads it),
+    and ``beta_<x>``. The beta sweep is every arm of ``tcdp``'s model with ``w_cfg`` 1.5:
+    ``cfg_only`` is beta 0 and ``tcdp`` beta 1 (each cell evaluates every budget of its task)."""
+    arms = {
+        "tcdp": {"method": "tcdp", "planning": dict(TCDP_PLANNING)},
+        "no_ctgda": {"method": "tcdp_no_ctgda", "planning": dict(TCDP_PLANNING)},
+        "no_qn": {"method": "tcdp_no_qn", "planning": dict(TCDP_PLANNING)},
+        "cfg_only": {"method": "tcdp", "planning": {**TCDP_PLANNING, "beta": 0.0}},
+        "energy_only": {"method": "tcdp", "planning": {**TCDP_PLANNING, "w_cfg": 0.0}},
+    }
+    for beta in ABLATION_BETAS:
+        if beta not in (0.0, TCDP_PLANNING["beta"]):  # those two are cfg_only and tcdp
+            arms[f"beta_{beta:g}"] = {"method": "tcdp", "planning": {**TCDP_PLANNING, "beta": float(beta)}}
+    return arms
 
 
 PRESETS: dict[str, BenchmarkConfig] = {
@@ -85,14 +165,32 @@ PRESETS: dict[str, BenchmarkConfig] = {
     # The grid covers the three Bullet tasks and one task of each other family.
     # TCDP plans with one (w_cfg, beta, budget_fraction) on every task and budget.
     "full": BenchmarkConfig(tasks=BULLET_TASKS + FAMILY_TASKS,
-                            planning={"tcdp": {"w_cfg": 1.5, "beta": 1.0, "budget_fraction": 0.5},
+                            planning={"tcdp": dict(TCDP_PLANNING),
                                       "trebi": {"beta": 5.0, "cost_weight": 10.0}},
                             baseline_steps=3000, family_episodes={"metadrive": 10}),
+    # The ablation study (issue 14): each part of TCDP left out in turn, and a beta sweep at every
+    # budget, on two Bullet tasks, 3 training seeds x 20 episodes. 8 arms on 3 trainings per
+    # (task, seed): 48 cells, 18 trainings of the default 6000 steps.
+    "ablations": BenchmarkConfig(methods=("tcdp", "tcdp_no_ctgda", "tcdp_no_qn"),
+                                 tasks=("OfflineBallCircle-v0", "OfflineBallRun-v0"), seeds=(0, 1, 2),
+                                 episodes=20, arms=_ablation_arms()),
 }
 
 
+def cell_name(cell: dict) -> str:
+    """The cell's column in the table and its folder: its arm's label, else its method."""
+    return cell.get("label") or cell["method"]
+
+
 def cell_dir(out_root: Path, cell: dict) -> Path:
-    return Path(out_root) / cell["task"] / cell["method"] / f"seed{cell['seed']}"
+    return Path(out_root) / cell["task"] / cell_name(cell) / f"seed{cell['seed']}"
+
+
+def train_dir(out_root: Path, cell: dict) -> Path:
+    """Where the cell's method is trained: ``<task>/<method>/seed<k>/train``. Cells that differ
+    only in planning or evaluation (arms of one method) share it; for a cell without a label it
+    is ``cell_dir(...) / "train"``."""
+    return Path(out_root) / cell["task"] / cell["method"] / f"seed{cell['seed']}" / "train"
 
 
 def _json_cell(cell: dict) -> dict:
@@ -111,61 +209,107 @@ def load_cell_result(out_root: Path, cell: dict) -> dict | None:
     return result if result.get("cell") == _json_cell(cell) else None
 
 
+def write_cell_result(out_root: Path, result: dict) -> Path:
+    """Write a cell's result body to its ``result.json`` under ``out_root``, atomically."""
+    return atomic_write_text(cell_dir(out_root, result["cell"]) / "result.json", json.dumps(result, indent=1))
+
+
 def run_cell(cell: dict, out_root: Path, progress: bool = False, device=None) -> dict:
-    """Train and evaluate one cell; writes and returns its ``result.json`` body."""
+    """Train and evaluate one cell; writes and returns its ``result.json`` body.
+
+    Everything random is seeded from ``cell["seed"]`` inside (training batches and initialisation,
+    planner noise, environment resets), so any executor gets the same result at the same torch
+    thread count. While the cell runs, ``running.json`` in its folder names the host and process
+    (a file left behind names a cell whose process died). The body also records the device, torch
+    threads and host, and when the cell started (for ``benchmarks/grid_cost.py``)."""
+    import torch
+    from filelock import FileLock
+
     from tcdp_lib.data.dataset import load_dataset
+    from tcdp_lib.device import device_name, resolve_device
     from tcdp_lib.runs.evaluate import evaluate
     from tcdp_lib.runs.methods import load_policy, train_method, training_wall_time
 
     cell = _json_cell(cell)
     method, task, seed = cell["method"], cell["task"], int(cell["seed"])
     out = cell_dir(out_root, cell)
-    dataset = load_dataset(task)
-    kwargs = {}
-    if cell["smoke"]:
-        from tcdp_lib.baselines import BCSafeConfig, CDTConfig
-        from tcdp_lib.runs.train import SMOKE_MODEL, SMOKE_TRAIN
+    started = time.time()
+    device = resolve_device(device)
+    out.mkdir(parents=True, exist_ok=True)
+    marker = atomic_write_text(out / "running.json", json.dumps(
+        {"host": socket.gethostname(), "pid": os.getpid(), "started_at": started}))
+    try:
+        dataset = load_dataset(task)
+        kwargs = {}
+        if cell["smoke"]:
+            from tcdp_lib.baselines import BCSafeConfig, CDTConfig
+            from tcdp_lib.runs.train import SMOKE_MODEL, SMOKE_TRAIN
 
-        kwargs = {"model_config": SMOKE_MODEL, "train_config": SMOKE_TRAIN,
-                  "baseline_config": {"bc_safe": BCSafeConfig(hidden=(32,), batch_size=32),
-                                      "cdt": CDTConfig(embed_dim=16, n_layers=1, n_heads=1, batch_size=8,
-                                                       context_len=4)}.get(method)}
-    trained = train_method(method, dataset, out / "train", seed=seed, steps=cell["steps"], progress=progress,
-                           device=device, **kwargs)
-    t_train = training_wall_time(trained)  # all of the training, also when it was resumed
-    from tcdp_lib.planner.planner import PlannerConfig
+            kwargs = {"model_config": SMOKE_MODEL, "train_config": SMOKE_TRAIN,
+                      "baseline_config": {"bc_safe": BCSafeConfig(hidden=(32,), batch_size=32),
+                                          "cdt": CDTConfig(embed_dim=16, n_layers=1, n_heads=1, batch_size=8,
+                                                           context_len=4)}.get(method)}
+        tdir = train_dir(out_root, cell)
+        tdir.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(tdir.parent / ".train.lock")):  # cells sharing a training never train it at once
+            trained = train_method(method, dataset, tdir, seed=seed, steps=cell["steps"], progress=progress,
+                                   device=device, **kwargs)
+        t_train = training_wall_time(trained)  # all of the training, also when it was resumed or shared
+        from tcdp_lib.planner.planner import PlannerConfig
 
-    planning = dict(cell.get("planning", {}))
-    execution = {k: planning.pop(k) for k in ("replan_every", "warm_start") if k in planning}
-    make_policy = load_policy(trained, task, PlannerConfig(**planning), method=method, **execution)
-    budgets = cell["budgets"] or dataset.meta.budgets
-    t0 = time.time()
-    _, summary = evaluate(dataset, make_policy, budgets=budgets, seeds=(seed,), episodes=cell["episodes"],
-                          n_envs=cell["n_envs"], out_dir=out / "eval", progress=progress,
-                          meta={"method": method, "model": str(trained)})
-    result = {
-        "cell": cell,
-        "summary": [{**dataclasses.asdict(s), "safe": s.safe} for s in summary],
-        "train_wall_time_s": t_train,
-        "eval_wall_time_s": time.time() - t0,
-    }
-    tmp = out / ".result.json.tmp"
-    tmp.write_text(json.dumps(result, indent=1))
-    os.replace(tmp, out / "result.json")
+        planning = dict(cell.get("planning", {}))
+        execution = {k: planning.pop(k) for k in ("replan_every", "warm_start") if k in planning}
+        make_policy = load_policy(trained, task, PlannerConfig(**planning), method=method, device=device, **execution)
+        budgets = cell["budgets"] or dataset.meta.budgets
+        t0 = time.time()
+        _, summary = evaluate(dataset, make_policy, budgets=budgets, seeds=(seed,), episodes=cell["episodes"],
+                              n_envs=cell["n_envs"], out_dir=out / "eval", progress=progress,
+                              meta={"method": method, "model": str(trained)})
+        result = {
+            "cell": cell,
+            "summary": [{**dataclasses.asdict(s), "safe": s.safe} for s in summary],
+            "train_wall_time_s": t_train,
+            "eval_wall_time_s": time.time() - t0,
+            "device": device_name(device),
+            "threads": torch.get_num_threads(),
+            "host": socket.gethostname(),
+            "started_at": started,
+        }
+        write_cell_result(out_root, result)
+    finally:
+        marker.unlink(missing_ok=True)
     return result
 
 
-def run_benchmark(config: BenchmarkConfig, out_root: Path | None = None, progress: bool = True,
-                  device=None) -> list[dict]:
-    """Run every cell not finished yet (in order); returns all cells' results."""
-    from tqdm.auto import tqdm
+EXECUTORS = ("serial", "ray")
 
+
+def run_benchmark(config: BenchmarkConfig, out_root: Path | None = None, progress: bool = True,
+                  device=None, executor: str = "serial", **executor_options) -> list[dict]:
+    """Run every cell not finished yet; returns the results of all finished cells, in cell order.
+
+    ``executor="serial"`` runs the cells in order in this process (at the torch thread count the
+    caller set) and stops at the first error. ``executor="ray"`` runs them as Ray tasks with
+    ``executor_options`` (``workers``, ``threads``, ``address``, ``gpus_per_cell``, ``retries``,
+    ``dashboard``; see :func:`tcdp_lib.runs.ray_executor.run_cells_ray`); a cell that fails does
+    not stop the others, and a :class:`~tcdp_lib.errors.CellsFailedError` at the end names it.
+    Either way a finished cell is never run again."""
     out_root = Path(out_root) if out_root is not None else RUNS_DIR / "benchmark"
     cells = config.cells()
+    if executor == "ray":
+        from tcdp_lib.runs.ray_executor import run_cells_ray
+
+        return run_cells_ray(cells, out_root, progress=progress, device=device, **executor_options)
+    if executor != "serial":
+        raise ValueError(f"unknown executor {executor!r}; choose one of {EXECUTORS}")
+    if executor_options:
+        raise TypeError(f"the serial executor takes no options, got {sorted(executor_options)}")
+    from tqdm.auto import tqdm
+
     results = []
     with tqdm(total=len(cells), desc="benchmark", unit="cell", disable=not progress) as bar:
         for cell in cells:
-            bar.set_postfix(method=cell["method"], task=cell["task"], seed=cell["seed"])
+            bar.set_postfix(method=cell_name(cell), task=cell["task"], seed=cell["seed"])
             result = load_cell_result(out_root, cell)
             if result is None:
                 result = run_cell(cell, out_root, progress=False, device=device)
@@ -182,26 +326,23 @@ def collect_results(out_root: Path) -> list[dict]:
 def export_results(results: list[dict], dest: Path) -> list[Path]:
     """Copy the cells' ``result.json`` bodies to ``dest/<task>/<method>/seed<k>/result.json`` (the
     shipped results live in ``data/benchmark/``; models and episode files stay behind)."""
-    paths = []
-    for r in results:
-        path = cell_dir(dest, r["cell"]) / "result.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(".result.json.tmp")
-        tmp.write_text(json.dumps(r, indent=1))
-        os.replace(tmp, path)
-        paths.append(path)
-    return paths
+    return [write_cell_result(dest, r) for r in results]
 
 
 def results_frame(results: list[dict]):
-    """One row per (method, task, seed, budget) with the normalised reward and cost."""
+    """One row per (method, task, seed, budget) with the normalised reward and cost. ``method`` is
+    the table's column (the arm's label in a grid of arms); ``trained_method`` the method trained,
+    and ``w_cfg``, ``beta``, ``budget_fraction`` the cell's planning overrides (NaN: the model's)."""
     import pandas as pd
 
     rows = []
     for r in results:
         c = r["cell"]
+        plan = c.get("planning") or {}
         for s in r["summary"]:
-            rows.append({"method": c["method"], "task": c["task"], "seed": c["seed"], "budget": s["budget"],
+            rows.append({"method": cell_name(c), "trained_method": c["method"],
+                         **{k: float(plan.get(k, np.nan)) for k in ("w_cfg", "beta", "budget_fraction")},
+                         "task": c["task"], "seed": c["seed"], "budget": s["budget"],
                          "normalized_reward": s["normalized_reward"], "normalized_cost": s["normalized_cost"],
                          "reward": s["reward"], "cost": s["cost"], "episodes": s["episodes"],
                          "train_wall_time_s": r["train_wall_time_s"], "eval_wall_time_s": r["eval_wall_time_s"]})

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from tcdp_lib.baselines import BASELINES, PerBudgetPolicy, get_baseline
 from tcdp_lib.data.dataset import Dataset
+from tcdp_lib.device import resolve_device
 from tcdp_lib.files import CheckpointError, safe_load
 from tcdp_lib.method.model import TCDPConfig
 from tcdp_lib.method.variants import VARIANTS
@@ -129,14 +130,17 @@ def training_wall_time(path: Path) -> float:
 
 
 def load_policy(path: Path, task: str, planner_config: PlannerConfig | None = None, replan_every: int | None = None,
-                method: str | None = None, warm_start: bool | None = None, budgets=None):
+                method: str | None = None, warm_start: bool | None = None, budgets=None, device=None):
     """``make_policy(seed) -> Policy`` for the trained ``path`` (a model file, a baseline
     manifest, or a run directory holding either). Refuses a file of another task, and one of
     another method than ``method`` when that is given. ``budgets``: those the policy will be run
-    at; a diffusion model warns once about those outside its trained range."""
+    at; a diffusion model warns once about those outside its trained range. The policy runs on
+    ``device`` (default: :func:`tcdp_lib.device.resolve_device`'s choice)."""
     path = _trained_file(path)
+    device = resolve_device(device)
     if path.name != MANIFEST:
         model, _ = load_model(path, task=task)
+        model = model.to(device)
         found = model.config.variant
         if method is not None and found != method:
             raise CheckpointError(f"{path} holds a {found!r} model, not the requested method {method!r}")
@@ -154,7 +158,7 @@ def load_policy(path: Path, task: str, planner_config: PlannerConfig | None = No
     if body.get("task") != task:
         raise CheckpointError(f"{path} holds a {found!r} model trained on {body.get('task')!r}, not on {task!r}")
     spec = get_baseline(found)
-    loaded = {name: spec.load(path.parent / name) for name in set(body["files"].values())}
+    loaded = {name: spec.load(path.parent / name, device) for name in set(body["files"].values())}
     policies = {float(b): loaded[name] for b, name in body["files"].items()}
 
     def make_baseline(seed: int):  # deterministic policies: the seed only changes the episodes' starts

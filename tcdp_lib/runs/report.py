@@ -21,6 +21,7 @@ import shutil
 import time
 from pathlib import Path
 
+from tcdp_lib.device import device_name
 from tcdp_lib.paths import ROOT
 
 NOTEBOOK_DIR = ROOT / "notebooks"
@@ -42,12 +43,6 @@ def _versions() -> dict:
         except md.PackageNotFoundError:
             out[n] = None
     return out
-
-
-def _device() -> str:
-    import torch
-
-    return f"cuda ({torch.cuda.get_device_name(0)})" if torch.cuda.is_available() else "cpu"
 
 
 def load_params(params_file: Path) -> dict:
@@ -125,7 +120,7 @@ def run_report(params_file: Path, out_root: Path = ROOT / "reports", name: str |
         return not notebooks or bool({key, name, Path(name).stem, stem} & set(notebooks))
 
     selected = [k for k in cfg["notebooks"] if wanted(k)]
-    run = {"name": name, "params_file": str(params_file), "seed": seed, "device": _device(),
+    run = {"name": name, "params_file": str(params_file), "seed": seed, "device": device_name(),
            "versions": _versions(), "notebooks": [], "wall_time_s": 0.0}
     t_run = time.time()
     for key in tqdm(selected, desc=f"report {name}", unit="notebook", disable=not progress):

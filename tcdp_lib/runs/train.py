@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from tcdp_lib.data.dataset import Dataset
+from tcdp_lib.device import default_device, resolve_device  # noqa: F401  (default_device: re-exported)
 from tcdp_lib.method.model import (
     TCDP,
     BackboneConfig,
@@ -139,11 +140,6 @@ class TrainResult:
     wall_time_s: float
 
 
-def default_device() -> torch.device:
-    """``cuda`` when available, else ``cpu`` (chosen once, here)."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
 def _lr_at(step: int, cfg: TrainConfig) -> float:
     return cfg.lr * min(1.0, (step + 1) / max(cfg.warmup_steps, 1))
 
@@ -190,7 +186,7 @@ def train_tcdp(
 
     if run.task != dataset.task.task_id:
         raise ValueError(f"run config is for task {run.task!r}, dataset is {dataset.task.task_id!r}")
-    device = torch.device(device) if device is not None else default_device()
+    device = resolve_device(device)
     run = dataclasses.replace(run, dataset_sha256=run.dataset_sha256 or file_sha256(dataset.path))
     run_dir = Path(run_dir) if run_dir is not None else RUNS_DIR / "train" / run.task / f"seed{run.seed}"
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -149,3 +149,55 @@ def test_average_leaves_out_tasks_some_method_lacks(grid):
     avg = table.loc[(table["task"] == "average") & (table["method"] == "tcdp"), "reward"].item()
     mean = frame.loc[frame["method"] == "tcdp", "normalized_reward"].mean()
     assert avg == pytest.approx(mean)  # but not averaged: only tcdp has it
+
+
+def test_ablations_preset_shares_one_training_per_method_task_and_seed(tmp_path):
+    cfg = PRESETS["ablations"]
+    cells = cfg.cells()
+    assert {c["task"] for c in cells} == {"OfflineBallCircle-v0", "OfflineBallRun-v0"}
+    assert {c["seed"] for c in cells} == {0, 1, 2} and {c["episodes"] for c in cells} == {20}
+    assert len(cells) == 2 * 3 * len(cfg.arms) and len({bench.cell_dir(tmp_path, c) for c in cells}) == len(cells)
+    assert len({bench.train_dir(tmp_path, c) for c in cells}) == 2 * 3 * 3  # tcdp, no_ctgda, no_qn
+    by_label = {c["label"]: c for c in cells if c["task"] == "OfflineBallRun-v0" and c["seed"] == 1}
+    assert {k: v["method"] for k, v in by_label.items() if v["method"] != "tcdp"} == {
+        "no_ctgda": "tcdp_no_ctgda", "no_qn": "tcdp_no_qn"}
+    sweep = {c["planning"]["beta"] for c in by_label.values() if c["method"] == "tcdp" and c["planning"]["w_cfg"] == 1.5}
+    assert sweep == set(bench.ABLATION_BETAS)
+    assert by_label["cfg_only"]["planning"]["beta"] == 0 and by_label["energy_only"]["planning"]["w_cfg"] == 0
+    assert cfg.labels() == tuple(cfg.arms)
+    assert dataclasses.replace(cfg, methods=("tcdp_no_qn",)).labels() == ("no_qn",)
+
+
+def test_arms_of_one_method_share_its_training(tmp_path):
+    arms = {"tcdp": {"method": "tcdp", "planning": {"beta": 1.0}},
+            "cfg_only": {"method": "tcdp", "planning": {"beta": 0.0}}}
+    cfg = dataclasses.replace(SMOKE, methods=("tcdp",), arms=arms)
+    results = run_benchmark(cfg, tmp_path, progress=False)
+    root = tmp_path / "OfflineBallCircle-v0"
+    assert (root / "tcdp" / "seed0" / "train" / "model.pt").exists()
+    assert not (root / "cfg_only" / "seed0" / "train").exists()
+    assert (root / "cfg_only" / "seed0" / "eval" / "episodes.csv").exists()
+    assert results[0]["train_wall_time_s"] == results[1]["train_wall_time_s"]
+    frame = results_frame(results)
+    assert set(frame["method"]) == {"tcdp", "cfg_only"} and set(frame["trained_method"]) == {"tcdp"}
+    assert sorted(set(frame["beta"])) == [0.0, 1.0]
+    assert list(format_table(benchmark_table(frame, cfg.labels())).columns) == ["tcdp", "cfg_only"]
+
+
+@pytest.mark.parametrize("arms, match", [
+    ({"cdd": {"method": "tcdp"}}, "a label that names a method must run that method"),
+    ({"a/b": {"method": "tcdp"}}, "names a folder"),
+    ({"x": {"planning": {}}}, "expected"),
+    ({"x": {"method": "nope"}}, "unknown method"),
+])
+def test_arms_are_checked(arms, match):
+    with pytest.raises(ValueError, match=match):
+        dataclasses.replace(SMOKE, arms=arms).cells()
+
+
+def test_cli_presets_are_the_benchmark_presets():
+    from tcdp_lib.cli import build_parser
+
+    bench_parser = build_parser()._subparsers._group_actions[0].choices["benchmark"]
+    preset = next(a for a in bench_parser._actions if a.dest == "preset")
+    assert list(preset.choices) == list(PRESETS)
