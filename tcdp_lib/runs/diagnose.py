@@ -38,6 +38,7 @@ import numpy as np
 import torch
 
 from tcdp_lib.data.dataset import Dataset
+from tcdp_lib.errors import check_budget
 from tcdp_lib.method.diffusion import apply_conditioning, epsilon_loss, q_sample
 from tcdp_lib.method.model import TCDP, sample_batch
 from tcdp_lib.method.windows import Windows
@@ -85,17 +86,6 @@ SECTIONS = {
 # --------------------------------------------------------------------------------------------
 # Checks and small helpers
 # --------------------------------------------------------------------------------------------
-
-
-def check_budget(budget, name: str = "budget") -> float:
-    """``budget`` as a float; a ValueError naming it unless finite and >= 0."""
-    try:
-        b = float(budget)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a finite number >= 0, got {budget!r}") from None
-    if not math.isfinite(b) or b < 0:
-        raise ValueError(f"{name} must be a finite number >= 0, got {budget!r}")
-    return b
 
 
 def default_budgets(dataset: Dataset) -> tuple[float, ...]:

@@ -30,6 +30,7 @@ import numpy as np
 from tcdp_lib.data.dataset import Dataset, resolve_path
 from tcdp_lib.data.envs import global_numpy_seed, make_env, render_frame, seeded_reset
 from tcdp_lib.data.tasks import TASKS
+from tcdp_lib.errors import check_budget
 from tcdp_lib.method.model import TCDP
 from tcdp_lib.paths import RUNS_DIR, shipped_model
 from tcdp_lib.planner.planner import Plan, Planner, PlannerConfig
@@ -176,9 +177,10 @@ def _start_observation(task: str, seed: int) -> np.ndarray:
 
 
 def _check_budget(budget) -> np.ndarray:
+    """The budget (a number or one per environment) as an array, each checked by ``check_budget``."""
     b = np.asarray(budget, dtype=np.float64)
-    if not np.all(np.isfinite(b)) or np.any(b < 0):
-        raise ValueError(f"budget must be finite and >= 0, got {budget}")
+    for v in b.reshape(-1):
+        check_budget(v)
     return b
 
 

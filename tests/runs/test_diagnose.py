@@ -12,6 +12,7 @@ import torch
 
 from tcdp_lib.cli import main
 from tcdp_lib.data.dataset import load_dataset
+from tcdp_lib.errors import BudgetError
 from tcdp_lib.method.windows import Windows
 from tcdp_lib.planner.planner import PlannerConfig
 from tcdp_lib.planner.policy import PolicyConfig
@@ -182,11 +183,11 @@ def test_default_budgets(ds):
 
 
 def test_negative_budget_raises_naming_it(ds, model, capsys):
-    with pytest.raises(ValueError, match="got -5"):
+    with pytest.raises(BudgetError, match="budget -5: expected"):
         D.budget_response(ds, model, budgets=[10, -5], episodes=1, progress=False)
-    with pytest.raises(ValueError, match="got -1"):
+    with pytest.raises(BudgetError, match="budget -1: expected"):
         D.execution_stats(ds, model, budget=-1, episodes=1, progress=False)
-    with pytest.raises(ValueError, match="got -2"):
+    with pytest.raises(BudgetError, match="budget -2: expected"):
         D.beta_sweep(ds, model, budget=-2, episodes=1, progress=False)
     assert main(["diagnose", TASK, "--model", "unused.pt", "--budgets", "10", "-3"]) == 2
     assert capsys.readouterr().err == "tcdp: error: budget -3.0: expected a finite number >= 0\n"

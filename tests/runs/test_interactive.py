@@ -11,6 +11,7 @@ import torch
 
 from tcdp_lib import plots
 from tcdp_lib.data.dataset import load_dataset
+from tcdp_lib.errors import BudgetError
 from tcdp_lib.paths import ROOT
 from tcdp_lib.runs import interactive as I
 from tcdp_lib.runs.train import SMOKE_MODEL
@@ -104,8 +105,10 @@ def test_replan_samples_starts_at_the_observation_and_keeps_the_best(model):
 
 def test_replan_refuses_bad_settings(model):
     obs = I.start_observation(TASK, 0)
-    with pytest.raises(ValueError, match=r"budget must be finite and >= 0, got -1"):
+    with pytest.raises(BudgetError, match=r"budget -1.0: expected a finite number >= 0"):
         I.replan(model, obs, -1.0)
+    with pytest.raises(BudgetError, match=r"budget nan"):
+        I.replan(model, obs, [5.0, float("nan")])
     k = model.config.diffusion.n_diffusion_steps
     with pytest.raises(ValueError, match=rf"sampling_steps must lie in \[1, {k}\].*got {k + 1}"):
         I.replan(model, obs, 5.0, sampling_steps=k + 1)
