@@ -221,7 +221,9 @@ def run_cell(cell: dict, out_root: Path, progress: bool = False, device=None) ->
     planner noise, environment resets), so any executor gets the same result at the same torch
     thread count. While the cell runs, ``running.json`` in its folder names the host and process
     (a file left behind names a cell whose process died). The body also records the device, torch
-    threads and host, and when the cell started (for ``benchmarks/grid_cost.py``)."""
+    threads and host, when the cell started and its whole wall time, loading included (for
+    ``benchmarks/grid_cost.py``); ``train_wall_time_s`` is the training behind the model, also
+    when an earlier session or another cell of the same training did it."""
     import torch
     from filelock import FileLock
 
@@ -274,6 +276,7 @@ def run_cell(cell: dict, out_root: Path, progress: bool = False, device=None) ->
             "threads": torch.get_num_threads(),
             "host": socket.gethostname(),
             "started_at": started,
+            "wall_time_s": time.time() - started,
         }
         write_cell_result(out_root, result)
     finally:
