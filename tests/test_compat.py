@@ -134,8 +134,32 @@ def test_a_missing_simulator_package_is_reported_with_its_name():
     assert "needs the bullet family (package bullet-safety-gym)" in res.stdout
 
 
+def test_metadrive_import_fails_with_protobuf_4_without_the_protos_fix():
+    res = run_py("""
+        import google.protobuf
+        assert int(google.protobuf.__version__.split(".")[0]) >= 4, google.protobuf.__version__  # Ray's
+        from tcdp_lib.data import compat
+        compat.fix_metadrive_register()
+        import metadrive
+    """)
+    assert res.returncode != 0
+    assert "Descriptors cannot be created directly" in res.stderr
+
+
+def test_metadrive_imports_with_the_protos_fix_and_without_waymo_protos():
+    res = run_py("""
+        from tcdp_lib.data import compat
+        compat.fix_metadrive_register(); compat.fix_metadrive_waymo_protos()
+        import metadrive
+        import metadrive.utils.waymo_utils.waymo_utils as waymo
+        print(hasattr(waymo, "scenario_pb2"))
+    """)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split()[-1] == "False"
+
+
 def test_metadrive_import_fails_on_gym_026_without_the_register_fix():
-    res = run_py("import metadrive")
+    res = run_py("from tcdp_lib.data import compat; compat.fix_metadrive_waymo_protos()\nimport metadrive")
     assert res.returncode != 0
     assert "'dict' object has no attribute 'env_specs'" in res.stderr
 
@@ -143,7 +167,7 @@ def test_metadrive_import_fails_on_gym_026_without_the_register_fix():
 def test_metadrive_imports_with_the_register_fix():
     res = run_py("""
         from tcdp_lib.data import compat
-        compat.fix_metadrive_register()
+        compat.fix_metadrive_register(); compat.fix_metadrive_waymo_protos()
         import gym, metadrive
         print(metadrive.SafeMetaDriveEnv.__name__, "MetaDrive-validation-v0" in gym.envs.registry)
     """)
@@ -166,14 +190,16 @@ print("stepped", hasattr(numpy, "float"), hasattr(numpy, "bool"))
 
 
 def test_metadrive_fails_on_numpy_126_without_the_alias_fix():
-    res = run_py("from tcdp_lib.data import compat; compat.fix_metadrive_register()\n" + METADRIVE_STEP)
+    res = run_py("from tcdp_lib.data import compat\n"
+                 "compat.fix_metadrive_register(); compat.fix_metadrive_waymo_protos()\n" + METADRIVE_STEP)
     assert res.returncode != 0
     assert "module 'numpy' has no attribute" in res.stderr
 
 
 def test_metadrive_works_with_the_alias_fix_and_numpy_is_unchanged():
     res = run_py("from tcdp_lib.data import compat\n"
-                 "compat.fix_metadrive_register(); compat.fix_metadrive_numpy_aliases()\n" + METADRIVE_STEP)
+                 "compat.fix_metadrive_register(); compat.fix_metadrive_waymo_protos()\n"
+                 "compat.fix_metadrive_numpy_aliases()\n" + METADRIVE_STEP)
     assert res.returncode == 0, res.stderr
     assert res.stdout.split()[-3:] == ["stepped", "False", "False"]  # the aliases stay out of numpy
 
@@ -182,7 +208,7 @@ def test_the_alias_fix_reaches_metadrive_modules_imported_before_and_after_it():
     res = run_py("""
         import sys
         from tcdp_lib.data import compat
-        compat.fix_metadrive_register()
+        compat.fix_metadrive_register(); compat.fix_metadrive_waymo_protos()
         import metadrive  # imports most of MetaDrive, the lidar and math helpers included
         assert "metadrive.obs.top_down_renderer" not in sys.modules  # imported at the first render
         compat.fix_metadrive_numpy_aliases()
