@@ -42,7 +42,7 @@ from collections import deque
 from pathlib import Path
 
 from tcdp_lib.errors import CellsFailedError, TcdpError
-from tcdp_lib.runs.benchmark import cell_name, load_cell_result, run_cell, train_dir, write_cell_result
+from tcdp_lib.runs.cell import cell_name, load_cell_result, run_cell, train_dir, write_cell_result
 
 RAY_INSTALL = "pip install 'ray[tune]==2.60.0' 'pyarrow<21' (make install does)"
 FORWARDED_ENV = ("TCDP_DEVICE", "DSRL_DATASET_DIR", "TCDP_DATA_DIR", "MUJOCO_GL", "SDL_VIDEODRIVER")
