@@ -55,6 +55,10 @@ class CellsFailedError(TcdpError, RuntimeError):
     and are kept, so running the grid again retries only these."""
 
 
+class SettingError(TcdpError, ValueError):
+    """A planning or execution setting outside its range (``budget_fraction``, ``n_samples``, ...)."""
+
+
 class BudgetRangeWarning(UserWarning):
     """A budget outside the range a model was trained on: the planner extrapolates its condition."""
 

@@ -220,3 +220,13 @@ def test_broken_baseline_manifest_is_one_error_line(small_file, tmp_path, capsys
     (run / "method.json").write_text("{not json")
     assert _evaluate(small_file, run) == 2
     _one_error_line(capsys, "method.json: not a method.json of `tcdp train` (not JSON")
+
+
+@pytest.mark.parametrize("flag, value, needle", [("--budget-fraction", "2", "budget_fraction must lie in (0, 1], got 2.0"),
+                                                 ("--samples", "0", "n_samples must be >= 1, got 0"),
+                                                 ("--replan-every", "0", "replan_every must be >= 1, got 0")])
+def test_planning_setting_out_of_range_is_one_error_line(small_file, tmp_path, capsys, no_rollouts, flag, value,
+                                                         needle):
+    path, _ = _model_file(small_file, tmp_path)
+    assert _evaluate(small_file, path, flag, value) == 2
+    _one_error_line(capsys, needle)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from tcdp_lib.errors import SettingError
 from tcdp_lib.method.diffusion import get_sampler, q_sample, sampling_timesteps
 from tcdp_lib.method.guidance import ValueCostEnergy, guided_eps
 from tcdp_lib.method.model import TCDP
@@ -56,13 +57,13 @@ class PlannerConfig:
 
     def __post_init__(self):
         if self.budget_fraction is not None and not 0 < self.budget_fraction <= 1:
-            raise ValueError(f"budget_fraction must lie in (0, 1], got {self.budget_fraction}")
+            raise SettingError(f"budget_fraction must lie in (0, 1], got {self.budget_fraction}")
         if self.n_samples < 1:
-            raise ValueError(f"n_samples must be >= 1, got {self.n_samples}")
+            raise SettingError(f"n_samples must be >= 1, got {self.n_samples}")
         if not 0 < self.warm_start_level <= 1:
-            raise ValueError(f"warm_start_level must lie in (0, 1], got {self.warm_start_level}")
+            raise SettingError(f"warm_start_level must lie in (0, 1], got {self.warm_start_level}")
         if self.warm_shift < 0:
-            raise ValueError(f"warm_shift must be >= 0, got {self.warm_shift}")
+            raise SettingError(f"warm_shift must be >= 0, got {self.warm_shift}")
 
 
 @dataclass(frozen=True, eq=False)
@@ -131,7 +132,7 @@ class Planner:
         self.warm_t = int(round(config.warm_start_level * (k - 1)))
         self.warm_timesteps = sampling_timesteps(k, max(1, int(np.ceil(steps * (self.warm_t + 1) / k))), self.warm_t)
         if config.warm_shift >= mc.horizon:
-            raise ValueError(f"warm_shift ({config.warm_shift}) must be smaller than the horizon ({mc.horizon})")
+            raise SettingError(f"warm_shift ({config.warm_shift}) must be smaller than the horizon ({mc.horizon})")
 
     def plan(self, obs, remaining_budget, generator: torch.Generator | int | None = None, warm_start: Plan | None = None,
              steps_left=None, target_return=None) -> Plan:

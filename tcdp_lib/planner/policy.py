@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from tcdp_lib.baselines.policy import check_n_envs, check_step_inputs
+from tcdp_lib.errors import SettingError, check_budget
 from tcdp_lib.planner.planner import Plan, Planner, PlannerConfig, online_remaining_budget
 
 
@@ -32,7 +33,7 @@ class PolicyConfig:
 
     def __post_init__(self):
         if self.replan_every < 1:
-            raise ValueError(f"replan_every must be >= 1, got {self.replan_every}")
+            raise SettingError(f"replan_every must be >= 1, got {self.replan_every}")
 
 
 def policy_config(replan_every: int | None = None, warm_start: bool | None = None, seed: int = 0) -> PolicyConfig:
@@ -57,8 +58,7 @@ class TCDPPolicy:
         self.last_plan: Plan | None = None
 
     def reset(self, n_envs: int, budget: float) -> None:
-        if not np.isfinite(budget) or budget < 0:
-            raise ValueError(f"budget must be a finite number >= 0, got {budget}")
+        check_budget(budget)
         self.n_envs = check_n_envs(n_envs)
         self.budget = float(budget)
         self.spent = np.zeros(self.n_envs)

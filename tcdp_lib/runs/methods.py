@@ -146,6 +146,7 @@ def load_policy(path: Path, task: str, planner_config: PlannerConfig | None = No
             raise CheckpointError(f"{path} holds a {found!r} model, not the requested method {method!r}")
         if budgets is not None:
             warn_untrained_budgets(model, budgets)
+        policy_config(replan_every, warm_start)  # execution settings checked now, before any rollout
 
         def make_diffusion(seed: int):
             return TCDPPolicy(model, planner_config, policy_config(replan_every, warm_start, seed))
