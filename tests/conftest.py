@@ -48,3 +48,38 @@ def small_file(tmp_path):
         "generator": {"seed": 0},
     })
     return path, episodes
+
+
+def _rewrite_h5(src, dst, change):
+    """Copy the HDF5 file ``src`` to ``dst`` with ``change(data, attrs)`` applied to its arrays
+    and attributes (dicts, edited in place): a broken file made from a good one."""
+    import h5py
+
+    with h5py.File(src, "r") as f:
+        data = {k: f[k][:] for k in f.keys()}
+        attrs = dict(f.attrs)
+    change(data, attrs)
+    with h5py.File(dst, "w") as f:
+        for k, v in data.items():
+            f.create_dataset(k, data=v)
+        for k, v in attrs.items():
+            f.attrs[k] = v
+    return dst
+
+
+@pytest.fixture
+def rewrite_h5():
+    """:func:`_rewrite_h5`, for tests that break a dataset file."""
+    return _rewrite_h5
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One torch thread: the tiny models run fastest so, and results do not depend on the machine."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+

@@ -1,7 +1,6 @@
 """The CLI's one error path: an expected error (a TcdpError) is one line on stderr and exit code 2;
 --debug or TCDP_DEBUG=1 shows the traceback; anything else keeps its traceback."""
 
-import h5py
 import numpy as np
 import pytest
 import torch
@@ -11,14 +10,6 @@ from tcdp_lib.data.dataset import DatasetError, load_dataset
 from tcdp_lib.files import atomic_save
 
 TASK = "OfflineBallCircle-v0"
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture
@@ -42,47 +33,34 @@ def _one_error_line(capsys, *needles):
     return lines[0]
 
 
-def _copy(src, dst, change):
-    with h5py.File(src, "r") as f:
-        data = {k: f[k][:] for k in f.keys()}
-        attrs = dict(f.attrs)
-    change(data, attrs)
-    with h5py.File(dst, "w") as f:
-        for k, v in data.items():
-            f.create_dataset(k, data=v)
-        for k, v in attrs.items():
-            f.attrs[k] = v
-    return dst
-
-
-def _truncated(src, dst):
+def _truncated(_, src, dst):
     data = src.read_bytes()
     dst.write_bytes(data[: len(data) // 2])
     return dst
 
 
 BAD_FILES = {
-    # name: (make it from the good file, what the error line must name)
+    # name: (make it from the good file with the rewrite_h5 fixture, what the error line must name)
     "truncated": (_truncated, "unreadable hdf5 file, truncated or damaged"),
-    "lengths": (lambda s, d: _copy(s, d, lambda a, _: a.update(rewards=a["rewards"][:-3])), "'rewards' has"),
-    "zero_rows": (lambda s, d: _copy(s, d, lambda a, _: a.update({k: v[:0] for k, v in a.items()})), "zero episodes"),
-    "negative_costs": (lambda s, d: _copy(s, d, lambda a, _: a["costs"].__setitem__(7, -1.0)), "'costs'"),
-    "bytes_rewards": (lambda s, d: _copy(s, d, lambda a, _: a.update(rewards=a["rewards"].astype("S12"))),
+    "lengths": (lambda w, s, d: w(s, d, lambda a, _: a.update(rewards=a["rewards"][:-3])), "'rewards' has"),
+    "zero_rows": (lambda w, s, d: w(s, d, lambda a, _: a.update({k: v[:0] for k, v in a.items()})), "zero episodes"),
+    "negative_costs": (lambda w, s, d: w(s, d, lambda a, _: a["costs"].__setitem__(7, -1.0)), "'costs'"),
+    "bytes_rewards": (lambda w, s, d: w(s, d, lambda a, _: a.update(rewards=a["rewards"].astype("S12"))),
                       "'rewards' holds byte strings"),
-    "nan": (lambda s, d: _copy(s, d, lambda a, _: a["observations"].__setitem__((5, 2), np.nan)), "'observations'"),
-    "no_timeouts": (lambda s, d: _copy(s, d, lambda a, _: a.pop("timeouts")), "missing key 'timeouts'"),
-    "obs_dim": (lambda s, d: _copy(s, d, lambda a, _: a.update(observations=a["observations"][:, :7])),
+    "nan": (lambda w, s, d: w(s, d, lambda a, _: a["observations"].__setitem__((5, 2), np.nan)), "'observations'"),
+    "no_timeouts": (lambda w, s, d: w(s, d, lambda a, _: a.pop("timeouts")), "missing key 'timeouts'"),
+    "obs_dim": (lambda w, s, d: w(s, d, lambda a, _: a.update(observations=a["observations"][:, :7])),
                 "'observations' has shape"),
-    "other_task": (lambda s, d: _copy(s, d, lambda _, attrs: attrs.update(task_id="OfflineCarCircle-v0")),
+    "other_task": (lambda w, s, d: w(s, d, lambda _, attrs: attrs.update(task_id="OfflineCarCircle-v0")),
                    "'OfflineCarCircle-v0'"),
 }
 
 
 @pytest.mark.parametrize("name", sorted(BAD_FILES))
-def test_train_on_a_broken_file_is_one_error_line(small_file, tmp_path, capsys, no_training, name):
+def test_train_on_a_broken_file_is_one_error_line(small_file, tmp_path, capsys, no_training, rewrite_h5, name):
     path, _ = small_file
     make, needle = BAD_FILES[name]
-    bad = make(path, tmp_path / f"{name}.hdf5")
+    bad = make(rewrite_h5, path, tmp_path / f"{name}.hdf5")
     assert main(["train", TASK, "--dataset", str(bad), "--out", str(tmp_path / "run")]) == 2
     _one_error_line(capsys, f"{name}.hdf5", needle)
 
@@ -122,9 +100,9 @@ def test_unknown_task_and_missing_package(small_file, capsys, monkeypatch, no_tr
     _one_error_line(capsys, "package bullet-safety-gym", "No module named 'pybullet'")
 
 
-def test_dataset_card_takes_the_task_when_the_name_does_not_say_it(small_file, tmp_path, capsys):
+def test_dataset_card_takes_the_task_when_the_name_does_not_say_it(small_file, tmp_path, capsys, rewrite_h5):
     path, _ = small_file
-    other = _copy(path, tmp_path / "collected.hdf5", lambda _, attrs: attrs.update(generator="my collector v1"))
+    other = rewrite_h5(path, tmp_path / "collected.hdf5", lambda _, attrs: attrs.update(generator="my collector v1"))
     assert main(["dataset-card", str(other)]) == 2
     _one_error_line(capsys, "collected.hdf5: the file name does not say the task", "--task")
     assert main(["dataset-card", str(other), "--task", TASK]) == 0

@@ -9,19 +9,6 @@ from tcdp_lib.data.dataset import DatasetError, DatasetNotFoundError, load_datas
 from tcdp_lib.data.generate import write_dataset
 
 
-def _rewrite(src, dst, change):
-    with h5py.File(src, "r") as f:
-        data = {k: f[k][:] for k in f.keys()}
-        attrs = dict(f.attrs)
-    change(data, attrs)
-    with h5py.File(dst, "w") as f:
-        for k, v in data.items():
-            f.create_dataset(k, data=v)
-        for k, v in attrs.items():
-            f.attrs[k] = v
-    return dst
-
-
 def test_round_trip_through_dsrl(small_file, monkeypatch):
     path, episodes = small_file
     calls = []
@@ -96,20 +83,20 @@ def test_not_hdf5(tmp_path):
         load_dataset("OfflineBallCircle-v0", bad)
 
 
-def test_missing_key(small_file, tmp_path):
+def test_missing_key(small_file, tmp_path, rewrite_h5):
     path, _ = small_file
-    bad = _rewrite(path, tmp_path / "nokey.hdf5", lambda d, a: d.pop("costs"))
+    bad = rewrite_h5(path, tmp_path / "nokey.hdf5", lambda d, a: d.pop("costs"))
     with pytest.raises(DatasetError, match="missing key 'costs'"):
         load_dataset("OfflineBallCircle-v0", bad)
 
 
-def test_observation_shape_mismatch(small_file, tmp_path):
+def test_observation_shape_mismatch(small_file, tmp_path, rewrite_h5):
     path, _ = small_file
 
     def change(d, a):
         d["observations"] = d["observations"][:, :7]
 
-    bad = _rewrite(path, tmp_path / "shape.hdf5", change)
+    bad = rewrite_h5(path, tmp_path / "shape.hdf5", change)
     with pytest.raises(DatasetError, match=r"'observations' has shape \(\d+, 7\), expected \(N, 8\)"):
         load_dataset("OfflineBallCircle-v0", bad)
 
@@ -123,26 +110,26 @@ def test_file_of_another_task_is_refused(small_file):
 
 
 @pytest.mark.parametrize("key", ["observations", "rewards", "costs"])
-def test_nan_rows(small_file, tmp_path, key):
+def test_nan_rows(small_file, tmp_path, key, rewrite_h5):
     path, _ = small_file
 
     def change(d, a):
         d[key] = d[key].astype(np.float32)
         d[key][5] = np.nan
 
-    bad = _rewrite(path, tmp_path / "nan.hdf5", change)
+    bad = rewrite_h5(path, tmp_path / "nan.hdf5", change)
     with pytest.raises(DatasetError, match=rf"'{key}' has 1 rows with NaN or inf \(first at row 5\)"):
         load_dataset("OfflineBallCircle-v0", bad)
 
 
-def test_zero_episodes(small_file, tmp_path):
+def test_zero_episodes(small_file, tmp_path, rewrite_h5):
     path, _ = small_file
 
     def change(d, a):
         d["terminals"][:] = False
         d["timeouts"][:] = False
 
-    bad = _rewrite(path, tmp_path / "zero.hdf5", change)
+    bad = rewrite_h5(path, tmp_path / "zero.hdf5", change)
     with pytest.raises(DatasetError, match="zero episodes"):
         load_dataset("OfflineBallCircle-v0", bad)
 
@@ -200,10 +187,10 @@ BROKEN = {
 
 
 @pytest.mark.parametrize("name", sorted(BROKEN))
-def test_broken_file_is_refused_naming_file_and_key(small_file, tmp_path, name):
+def test_broken_file_is_refused_naming_file_and_key(small_file, tmp_path, name, rewrite_h5):
     path, _ = small_file
     change, message = BROKEN[name]
-    bad = _rewrite(path, tmp_path / f"{name}.hdf5", change)
+    bad = rewrite_h5(path, tmp_path / f"{name}.hdf5", change)
     with pytest.raises(DatasetError, match=rf"{name}\.hdf5: {message}"):
         load_dataset("OfflineBallCircle-v0", bad)
 
@@ -238,7 +225,7 @@ def test_dsrl_progress_bar_is_silenced(small_file, capfd):
     assert "load datafile" not in capfd.readouterr().err
 
 
-def test_foreign_and_non_json_attributes_are_ignored(small_file, tmp_path):
+def test_foreign_and_non_json_attributes_are_ignored(small_file, tmp_path, rewrite_h5):
     path, _ = small_file
 
     def change(d, a):
@@ -246,7 +233,7 @@ def test_foreign_and_non_json_attributes_are_ignored(small_file, tmp_path):
         a["note"] = "{not json"
         a["numbers"] = np.arange(3)
 
-    ds = load_dataset("OfflineBallCircle-v0", _rewrite(path, tmp_path / "foreign.hdf5", change))
+    ds = load_dataset("OfflineBallCircle-v0", rewrite_h5(path, tmp_path / "foreign.hdf5", change))
     assert ds.meta.generator == {}
     assert ds.meta.budgets == (10.0, 20.0, 40.0)
     assert dsmod.generator_info('{"seed": 3}') == {"seed": 3}
