@@ -67,11 +67,15 @@ class BenchmarkConfig:
     """Per diffusion method, planning-time overrides of ``PlannerConfig`` (``w_cfg``, ``beta``,
     ``cost_weight``, ...) and of the policy's execution (``replan_every``, ``warm_start``); a method
     not named plans with its model config's guidance and the default execution."""
+    task_planning: dict | None = None
+    """Per diffusion method and task, overrides applied over ``planning``: ``{method: {task:
+    {...}}}`` (one setting per task, the same at every budget)."""
     arms: dict | None = None
     """Named settings run in place of one cell per method: ``{label: {"method": m, "planning":
-    {...}}}`` (planning as in ``planning``; ``planning`` itself is then unused). Only the arms
-    whose method is in ``methods`` run. A label names the cell's folder; a label that is a method's
-    name must be an arm of that method (its folder also holds the method's shared training)."""
+    {...}}}``; an arm's planning is applied over its method's ``planning`` and ``task_planning``.
+    Only the arms whose method is in ``methods`` run. A label names the cell's folder; a label
+    that is a method's name must be an arm of that method (its folder also holds the method's
+    shared training)."""
 
     def cells(self) -> list[dict]:
         """Every cell's config, in run order (task, then seed, then method or arm). A cell holds
@@ -85,13 +89,20 @@ class BenchmarkConfig:
         cells = [{"method": m, "task": t, "seed": int(s),
                   "steps": self.diffusion_steps if m in VARIANTS else self.baseline_steps,
                   "episodes": int(by_family.get(get_task(t).family, self.episodes)),
-                  **common, "planning": dict(planning), **({} if label is None else {"label": label})}
+                  **common, "planning": self.planning_of(m, t, planning),
+                  **({} if label is None else {"label": label})}
                  for t in self.tasks for s in self.seeds for label, m, planning in self._arms()]
         names = [(c["task"], cell_name(c), c["seed"]) for c in cells]
         if len(set(names)) != len(names):
             raise ValueError("the grid names a (task, method or arm, seed) cell twice; "
                              f"tasks {self.tasks}, seeds {self.seeds}")
         return cells
+
+    def planning_of(self, method: str, task: str, arm_planning: dict | None = None) -> dict:
+        """A cell's planning overrides: the method's ``planning``, then its ``task_planning`` for
+        ``task``, then the arm's own."""
+        by_task = (self.task_planning or {}).get(method, {})
+        return {**(self.planning or {}).get(method, {}), **by_task.get(task, {}), **(arm_planning or {})}
 
     def labels(self) -> tuple[str, ...]:
         """The table's columns: the arms' labels, else the methods."""
@@ -100,8 +111,7 @@ class BenchmarkConfig:
     def _arms(self) -> list[tuple[str | None, str, dict]]:
         """``(label or None, method, planning)`` of each column, checked."""
         if not self.arms:
-            planning = self.planning or {}
-            return [(None, check_method(m), dict(planning.get(m, {}))) for m in self.methods]
+            return [(None, check_method(m), {}) for m in self.methods]
         out = []
         for label, arm in self.arms.items():
             if not isinstance(arm, dict) or "method" not in arm:
@@ -125,10 +135,24 @@ def _is_method(name: str) -> bool:
 
 
 TCDP_PLANNING = {"w_cfg": 1.5, "beta": 1.0, "budget_fraction": 0.5}
-"""TCDP's planning in the ``full`` and ``ablations`` presets: one setting for every task and budget."""
+"""TCDP's planning in the ``full`` and ``ablations`` presets where :data:`TCDP_TASK_PLANNING` names
+nothing else."""
+
+TCDP_TASK_PLANNING: dict[str, dict] = {
+    # seed 0, 20 episodes, b = 10 / 20 / 40: cost 8.9 / 16.1 / 25.6 at w_cfg 3 against
+    # 10.2 / 15.4 / 26.9 at 1.5 (reward 0.573 / 0.630 / 0.793 against 0.568 / 0.622 / 0.800).
+    # CarCircle at 3 spent more (15.9 / 21.7 / 35.0 against 12.6 / 16.6 / 30.3) and
+    # PointCircle1 no less (104 / 74 at b = 20 / 80, 10 episodes): they keep 1.5.
+    "OfflineBallCircle-v0": {"w_cfg": 3.0},
+}
+"""Per task, TCDP's (``w_cfg``, ``beta``) where they differ from :data:`TCDP_PLANNING`: one setting
+per task, the same at every budget, each chosen with ``benchmarks/planner_sweep.py``."""
 
 ABLATION_BETAS = (0.0, 0.5, 1.0, 2.0, 4.0)
-"""Planning-time energy scales of the ablations' beta sweep (on TCDP's model, ``w_cfg`` 1.5)."""
+"""Planning-time energy scales of the ablations' beta sweep (on TCDP's model at its task's ``w_cfg``)."""
+
+ABLATION_METHODS = ("tcdp", "tcdp_no_ctgda", "tcdp_no_qn")
+"""The trained variants of the ablation study."""
 
 
 def _ablation_arms() -> dict:
@@ -138,18 +162,19 @@ def _ablation_arms() -> dict:
     ``no_qn`` (the value head on the raw scaled reward-to-go, ``tcdp_no_qn``). Planning settings on
     TCDP's model (its training is shared): ``cfg_only`` (``beta`` 0: no energy guidance),
     ``energy_only`` (``w_cfg`` 0: the backbone never sees the budget; the energy still reads it),
-    and ``beta_<x>``. The beta sweep is every arm of ``tcdp``'s model with ``w_cfg`` 1.5:
-    ``cfg_only`` is beta 0 and ``tcdp`` beta 1 (each cell evaluates every budget of its task)."""
+    and ``beta_<x>``. Each arm's planning is what it changes from TCDP's planning on that task
+    (``planning`` and ``task_planning`` of the preset). The beta sweep is every arm of ``tcdp``'s
+    model at the task's ``w_cfg``: ``cfg_only`` is beta 0 (each cell evaluates every budget)."""
     arms = {
-        "tcdp": {"method": "tcdp", "planning": dict(TCDP_PLANNING)},
-        "no_ctgda": {"method": "tcdp_no_ctgda", "planning": dict(TCDP_PLANNING)},
-        "no_qn": {"method": "tcdp_no_qn", "planning": dict(TCDP_PLANNING)},
-        "cfg_only": {"method": "tcdp", "planning": {**TCDP_PLANNING, "beta": 0.0}},
-        "energy_only": {"method": "tcdp", "planning": {**TCDP_PLANNING, "w_cfg": 0.0}},
+        "tcdp": {"method": "tcdp", "planning": {}},
+        "no_ctgda": {"method": "tcdp_no_ctgda", "planning": {}},
+        "no_qn": {"method": "tcdp_no_qn", "planning": {}},
+        "cfg_only": {"method": "tcdp", "planning": {"beta": 0.0}},
+        "energy_only": {"method": "tcdp", "planning": {"w_cfg": 0.0}},
     }
     for beta in ABLATION_BETAS:
-        if beta not in (0.0, TCDP_PLANNING["beta"]):  # those two are cfg_only and tcdp
-            arms[f"beta_{beta:g}"] = {"method": "tcdp", "planning": {**TCDP_PLANNING, "beta": float(beta)}}
+        if beta not in (0.0, TCDP_PLANNING["beta"]):  # cfg_only, and tcdp where its task keeps that beta
+            arms[f"beta_{beta:g}"] = {"method": "tcdp", "planning": {"beta": float(beta)}}
     return arms
 
 
@@ -162,17 +187,20 @@ PRESETS: dict[str, BenchmarkConfig] = {
     # did not depend on the budget; CDD keeps TCDP's w_cfg (1.5 and 8 were no safer). BC-Safe and
     # CDT train 3000 steps (CDT's default 10000 take over an hour per task on this CPU).
     # The grid covers the three Bullet tasks and one task of each other family.
-    # TCDP plans with one (w_cfg, beta, budget_fraction) on every task and budget.
+    # TCDP plans with one (w_cfg, beta, budget_fraction) per task, the same at every budget.
     "full": BenchmarkConfig(tasks=BULLET_TASKS + FAMILY_TASKS,
                             planning={"tcdp": dict(TCDP_PLANNING),
                                       "trebi": {"beta": 5.0, "cost_weight": 10.0}},
+                            task_planning={"tcdp": TCDP_TASK_PLANNING},
                             baseline_steps=3000, family_episodes={"metadrive": 10}),
     # The ablation study (issue 14): each part of TCDP left out in turn, and a beta sweep at every
     # budget, on two Bullet tasks, 3 training seeds x 20 episodes. 8 arms on 3 trainings per
     # (task, seed): 48 cells, 18 trainings of the default 6000 steps.
-    "ablations": BenchmarkConfig(methods=("tcdp", "tcdp_no_ctgda", "tcdp_no_qn"),
+    "ablations": BenchmarkConfig(methods=ABLATION_METHODS,
                                  tasks=("OfflineBallCircle-v0", "OfflineBallRun-v0"), seeds=(0, 1, 2),
-                                 episodes=20, arms=_ablation_arms()),
+                                 episodes=20, arms=_ablation_arms(),
+                                 planning={m: dict(TCDP_PLANNING) for m in ABLATION_METHODS},
+                                 task_planning={m: TCDP_TASK_PLANNING for m in ABLATION_METHODS}),
 }
 
 

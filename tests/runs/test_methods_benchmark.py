@@ -161,11 +161,28 @@ def test_ablations_preset_shares_one_training_per_method_task_and_seed(tmp_path)
     by_label = {c["label"]: c for c in cells if c["task"] == "OfflineBallRun-v0" and c["seed"] == 1}
     assert {k: v["method"] for k, v in by_label.items() if v["method"] != "tcdp"} == {
         "no_ctgda": "tcdp_no_ctgda", "no_qn": "tcdp_no_qn"}
-    sweep = {c["planning"]["beta"] for c in by_label.values() if c["method"] == "tcdp" and c["planning"]["w_cfg"] == 1.5}
-    assert sweep == set(bench.ABLATION_BETAS)
-    assert by_label["cfg_only"]["planning"]["beta"] == 0 and by_label["energy_only"]["planning"]["w_cfg"] == 0
+    tuned = cfg.planning_of("tcdp", "OfflineBallRun-v0")  # TCDP's own planning on the task
+    assert by_label["tcdp"]["planning"] == tuned == by_label["no_qn"]["planning"] == by_label["no_ctgda"]["planning"]
+    sweep = {c["planning"]["beta"] for c in by_label.values()
+             if c["method"] == "tcdp" and c["planning"]["w_cfg"] == tuned["w_cfg"]}
+    assert sweep == set(bench.ABLATION_BETAS) | {tuned["beta"]}
+    assert by_label["cfg_only"]["planning"] == {**tuned, "beta": 0.0}
+    assert by_label["energy_only"]["planning"] == {**tuned, "w_cfg": 0.0}
     assert cfg.labels() == tuple(cfg.arms)
     assert dataclasses.replace(cfg, methods=("tcdp_no_qn",)).labels() == ("no_qn",)
+
+
+def test_task_planning_overrides_the_method_planning_on_its_task_only():
+    cfg = dataclasses.replace(SMOKE, tasks=("OfflineBallCircle-v0", "OfflineBallRun-v0"), methods=("tcdp", "cdd"),
+                              planning={"tcdp": {"w_cfg": 1.5, "beta": 1.0}, "cdd": {"w_cfg": 2.0}},
+                              task_planning={"tcdp": {"OfflineBallCircle-v0": {"w_cfg": 3.0}}})
+    plan = {(c["task"], c["method"]): c["planning"] for c in cfg.cells()}
+    assert plan["OfflineBallCircle-v0", "tcdp"] == {"w_cfg": 3.0, "beta": 1.0}
+    assert plan["OfflineBallRun-v0", "tcdp"] == {"w_cfg": 1.5, "beta": 1.0}
+    assert plan["OfflineBallCircle-v0", "cdd"] == plan["OfflineBallRun-v0", "cdd"] == {"w_cfg": 2.0}
+    full = PRESETS["full"]
+    for task, over in bench.TCDP_TASK_PLANNING.items():  # the shipped grid plans each task as tuned
+        assert full.planning_of("tcdp", task) == {**bench.TCDP_PLANNING, **over}
 
 
 def test_arms_of_one_method_share_its_training(tmp_path):
