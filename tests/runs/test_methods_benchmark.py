@@ -140,6 +140,27 @@ def test_metadrive_trains_its_family_model():
     assert default_model_config("OfflinePointCircle1Gymnasium-v0") == TCDPConfig()
 
 
+def test_ballcircle_trains_on_windows_balanced_over_episode_cost():
+    from tcdp_lib.data.dataset import load_dataset
+    from tcdp_lib.method.model import TCDP
+    from tcdp_lib.method.windows import Windows
+    from tcdp_lib.runs.train import TASK_BUDGET_SAMPLING, default_model_config
+
+    ball = default_model_config("OfflineBallCircle-v0")
+    assert (ball.budget.cost_balance, ball.budget.prior_power) == (1.0, 2.0)
+    for task in ("OfflineBallRun-v0", "OfflineCarCircle-v0", "OfflinePointCircle1Gymnasium-v0"):
+        assert task not in TASK_BUDGET_SAMPLING and default_model_config(task).budget.cost_balance == 0.0
+    # the setting reaches the window draw: windows of BallCircle's cheap episodes are drawn more often
+    ds = load_dataset("OfflineBallCircle-v0")
+    model = TCDP.from_episodes(ds.episodes, dataclasses.replace(ball, horizon=8))
+    assert model.budget_prior().power == 2.0
+    windows = Windows.from_episodes(ds.episodes, 8)
+    cdf = model.window_cdf(windows)
+    p = np.diff(cdf, prepend=0.0)
+    cheap = windows.episode_cost <= 10
+    assert p[cheap].sum() > 1.5 * cheap.mean()
+
+
 def test_average_leaves_out_tasks_some_method_lacks(grid):
     _, results = grid
     frame = results_frame(results)
