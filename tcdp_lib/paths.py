@@ -24,3 +24,12 @@ def shipped_model(task: str) -> Path:
 
 BENCHMARK_DIR = DATA_DIR / "benchmark"
 """Shipped benchmark results: one ``result.json`` per cell (task / method / seed)."""
+
+
+def display_path(path) -> str:
+    """``path`` to print: relative to the checkout's root when inside it (no machine path in
+    pages and reports), else as given."""
+    try:
+        return str(Path(path).resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)

@@ -10,11 +10,13 @@ BUDGET_COLORS = ("#2ca02c", "#ff7f0e", "#d62728")
 
 
 def setup_notebook() -> None:
-    """Render figures both for JupyterLab (plotly mimetype) and for HTML export (embedded
-    plotly.js, so exported reports work offline)."""
+    """Render figures as the plotly mimetype only: JupyterLab draws it (the jupyterlab-plotly
+    extension that plotly installs) and a saved notebook holds each figure's JSON once, with no
+    copy of plotly.js. The report's HTML export draws the same JSON with one shared plotly.js
+    (``tcdp_lib.runs.report``)."""
     import plotly.io as pio
 
-    pio.renderers.default = "plotly_mimetype+notebook"
+    pio.renderers.default = "plotly_mimetype"
 
 
 def cost_reward_scatter(dataset, title: str | None = None):
@@ -39,15 +41,25 @@ def cost_reward_scatter(dataset, title: str | None = None):
     return fig
 
 
+def _binned(values, bins: int, name: str):
+    """A histogram of ``values`` counted here, drawn as bars: the figure holds ``bins`` counts,
+    not every value (a dataset's per-step arrays would make megabytes of figure)."""
+    import plotly.graph_objects as go
+
+    counts, edges = np.histogram(np.asarray(values, dtype=float), bins=bins)
+    return go.Bar(x=(edges[:-1] + edges[1:]) / 2, y=counts, width=np.diff(edges), name=name,
+                  hovertemplate="%{x:.3g}: %{y} steps<extra></extra>")
+
+
 def step_histograms(dataset):
     """Histograms of per-step reward and per-step cost."""
     from plotly.subplots import make_subplots
-    import plotly.graph_objects as go
 
     ep = dataset.episodes
     fig = make_subplots(rows=1, cols=2, subplot_titles=("per-step reward", "per-step cost"))
-    fig.add_trace(go.Histogram(x=ep.rewards, nbinsx=60, name="reward"), row=1, col=1)
-    fig.add_trace(go.Histogram(x=ep.costs, nbinsx=20, name="cost"), row=1, col=2)
+    fig.add_trace(_binned(ep.rewards, 60, "reward"), row=1, col=1)
+    fig.add_trace(_binned(ep.costs, 20, "cost"), row=1, col=2)
+    fig.update_yaxes(title_text="steps", row=1, col=1)
     fig.update_layout(template="plotly_white", height=320, showlegend=False)
     return fig
 
@@ -70,8 +82,23 @@ def state_traces(dataset, episode_ids, dims=None):
     return fig
 
 
+def _png_source(frame: np.ndarray) -> str | None:
+    """An RGB frame as a PNG data URI (rendered frames: 20-50 times smaller in a figure than
+    the raw pixels); ``None`` without Pillow (installed with matplotlib and MetaDrive)."""
+    try:
+        from PIL import Image
+    except ImportError:
+        return None
+    import base64
+    import io
+
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(frame, dtype=np.uint8)).save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
 def frame_strip(frames: np.ndarray, steps=None, title: str = "rollout"):
-    """A row of rendered frames."""
+    """A row of rendered frames (each a PNG in the figure)."""
     from plotly.subplots import make_subplots
     import plotly.graph_objects as go
 
@@ -79,7 +106,8 @@ def frame_strip(frames: np.ndarray, steps=None, title: str = "rollout"):
     fig = make_subplots(rows=1, cols=len(frames), subplot_titles=[f"t={s}" for s in steps],
                         horizontal_spacing=0.005)
     for i, frame in enumerate(frames, start=1):
-        fig.add_trace(go.Image(z=frame), row=1, col=i)
+        source = _png_source(frame)
+        fig.add_trace(go.Image(z=frame) if source is None else go.Image(source=source), row=1, col=i)
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
     fig.update_layout(title=title, height=220, margin=dict(l=5, r=5, t=60, b=5))
@@ -155,13 +183,16 @@ class LiveLosses:
                     trace.y = [h[key] for h in self.history]
 
 
-def planned_states(data_states: np.ndarray, plans_by_budget: dict, dims=(0, 1), title: str = ""):
-    """Planned state trajectories (one colour per budget) over the dataset's state cloud."""
+def planned_states(data_states: np.ndarray, plans_by_budget: dict, dims=(0, 1), title: str = "",
+                   max_points: int = 8000):
+    """Planned state trajectories (one colour per budget) over the dataset's state cloud
+    (thinned to ``max_points``: the whole dataset would make megabytes of figure)."""
     import plotly.graph_objects as go
 
     i, j = dims
     fig = go.Figure()
-    fig.add_trace(go.Scattergl(x=data_states[:, i], y=data_states[:, j], mode="markers", name="dataset states",
+    cloud = _thin(data_states, max_points)
+    fig.add_trace(go.Scattergl(x=cloud[:, i], y=cloud[:, j], mode="markers", name="dataset states",
                                marker=dict(size=2, color="rgba(120,120,120,0.25)")))
     for (b, plans), color in zip(plans_by_budget.items(), BUDGET_COLORS * 3):
         for k, plan in enumerate(plans):
@@ -179,8 +210,7 @@ def planned_states(data_states: np.ndarray, plans_by_budget: dict, dims=(0, 1), 
 
 def mime_bundle(fig) -> dict:
     """What ``fig.show()`` displays, as a mime bundle, to update a display in place
-    (``handle.update(bundle, raw=True)``). Like ``show()``, it injects plotly.js (the notebook
-    renderer's activation) only once; ``fig._repr_mimebundle_()`` would inject it on every call."""
+    (``handle.update(bundle, raw=True)``), with the renderers of :func:`setup_notebook`."""
     import plotly.io as pio
 
     return pio.renderers._build_mime_bundle(fig.to_dict())
