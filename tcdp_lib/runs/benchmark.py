@@ -274,7 +274,8 @@ def results_frame(results: list[dict]):
 
 def benchmark_table(frame, methods: tuple[str, ...] | None = None):
     """DSRL's table as a long frame: per (task, budget, method) the mean and std over seeds of
-    the normalised reward and cost and ``safe`` (mean normalised cost <= 1); then, per method,
+    the normalised reward and cost (std NaN over one seed) and ``safe`` (mean normalised cost <= 1);
+    then, per method,
     the ``average`` row over the (task, budget) rows that every method has (a task not yet run for
     some method stays in the table but out of the average, so the averages compare alike)."""
     import pandas as pd
@@ -287,6 +288,7 @@ def benchmark_table(frame, methods: tuple[str, ...] | None = None):
         "cost": g["normalized_cost"].mean(), "cost_std": g["normalized_cost"].std(ddof=0),
         "seeds": g["seed"].nunique(),
     }).reset_index()
+    table.loc[table["seeds"] <= 1, ["reward_std", "cost_std"]] = np.nan  # no spread over one seed
     avg = table[complete_rows(table)].groupby("method").agg(reward=("reward", "mean"), cost=("cost", "mean"),
                                       seeds=("seeds", "min")).reset_index()
     avg["reward_std"] = np.nan

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import html
 import json
-import math
 import platform
 import re
 import shutil
@@ -286,8 +285,6 @@ def readable_table(table):
     result for a (task, budget)."""
     from tcdp_lib.runs.benchmark import format_table
 
-    table = table.copy()
-    table.loc[table["seeds"] <= 1, ["reward_std", "cost_std"]] = math.nan  # no spread over one seed
     wide = format_table(table)
     order = [m for m in table["method"].cat.categories if m in wide.columns] \
         if hasattr(table["method"], "cat") else list(wide.columns)

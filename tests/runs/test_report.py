@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from tcdp_lib.paths import BENCHMARK_DIR, ROOT
-from tcdp_lib.runs.benchmark import benchmark_table, collect_results
+from tcdp_lib.runs.benchmark import benchmark_table, collect_results, format_table
 from tcdp_lib.runs.report import PLOTLY_JS, benchmark_summary, readable_table, run_report
 
 PLOTLY_BANNER = "* plotly.js v"  # the first lines of plotly.min.js
@@ -164,7 +164,8 @@ def test_readable_table_shows_a_spread_only_over_seeds_and_no_nan():
     ])
     table = benchmark_table(frame, ("tcdp", "cdt"))
     one_seed = (table["seeds"] == 1) & (table["task"] != "average")
-    assert table.loc[one_seed, "reward_std"].eq(0).all()  # what format_table alone prints as "± 0.000"
+    assert table.loc[one_seed, ["reward_std", "cost_std"]].isna().all().all()  # no "± 0.000" over one seed
+    assert format_table(table).loc[("A", "10"), "cdt"] == "0.600 / 0.60"
     wide = readable_table(table)
     assert list(wide.columns) == ["tcdp", "cdt"]
     assert wide.loc[("A", "10"), "tcdp"] == "0.600 ± 0.100 / 0.90 ± 0.10"
