@@ -1,9 +1,10 @@
 """ipywidgets controls for the interactive budget planner (notebook 05).
 
-Controls and output areas only: every number shown comes from a call into
-:mod:`tcdp_lib.runs.interactive` (planning, rollouts, timings, slider ranges) and every figure
-from :mod:`tcdp_lib.plots`. Sliders use ``continuous_update=False``: a plan is made when the
-slider is released, not while it moves.
+The panel: its controls, their ranges (:func:`control_ranges`, from the model's config and the
+data) and its task choices (:func:`available_tasks`), and two output areas. Every other number
+shown comes from a call into :mod:`tcdp_lib.runs.interactive` (planning, rollouts, timings) and
+every figure from :mod:`tcdp_lib.plots`. Sliders use ``continuous_update=False``: a plan is made
+when the slider is released, not while it moves.
 
 The figures go to two IPython display areas (``display(..., display_id=True)``) that each
 release updates in place, not to ``ipywidgets.Output`` widgets: headless runs (papermill,
@@ -18,7 +19,81 @@ code load when a panel is built. Nothing in ``tcdp_lib`` imports this module.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import ipywidgets as W
+
+W_CFG_SLIDER_MAX = 5.0
+"""The CFG slider reaches at least this, or twice the model's trained ``w_cfg``."""
+BETA_SLIDER_MAX = 1.0
+"""The energy-guidance slider reaches at least this, or ten times the model's trained ``beta``."""
+
+
+# --------------------------------------------------------------------------------------------
+# The controls' ranges and the task choices
+# --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ControlRanges:
+    """Ranges and starting values of the panel's controls, from the model and the data."""
+
+    budget_max: float
+    """The model's budget prior reaches ``b_max``; beyond it the condition is extrapolated."""
+    budget: float
+    """Starting budget: the middle DSRL budget of the task."""
+    w_cfg: float
+    w_cfg_max: float
+    beta: float
+    beta_max: float
+    sampling_steps: int
+    """The model config's sampler steps."""
+    max_sampling_steps: int
+    """The number of diffusion steps the model was trained with."""
+    episode_steps: int
+    """The task's time limit."""
+    budget_step: float = 1.0
+    """Budget slider step (costs count unsafe steps)."""
+    max_samples: int = 16
+    """Most plans per replan the sample-count slider offers."""
+    slider_resolution: int = 100
+    """Guidance sliders move in steps of ``max / slider_resolution``."""
+
+    @property
+    def w_cfg_step(self) -> float:
+        return self.w_cfg_max / self.slider_resolution
+
+    @property
+    def beta_step(self) -> float:
+        return self.beta_max / self.slider_resolution
+
+
+def control_ranges(model, dataset) -> ControlRanges:
+    """Slider ranges: budgets up to the model's ``b_max`` (else twice the largest DSRL budget),
+    guidance scales up to :data:`W_CFG_SLIDER_MAX` / :data:`BETA_SLIDER_MAX` or beyond the trained
+    values. ``model``: a :class:`~tcdp_lib.method.model.TCDP` (only its config is read)."""
+    mc = model.config
+    budgets = dataset.meta.budgets
+    b_max = mc.budget.b_max if mc.budget.b_max is not None else 2 * max(budgets)
+    return ControlRanges(
+        budget_max=float(b_max), budget=float(budgets[len(budgets) // 2]),
+        w_cfg=float(mc.guidance.w_cfg), w_cfg_max=float(max(W_CFG_SLIDER_MAX, 2 * mc.guidance.w_cfg)),
+        beta=float(mc.guidance.beta), beta_max=float(max(BETA_SLIDER_MAX, 10 * mc.guidance.beta)),
+        sampling_steps=int(mc.diffusion.sampling_steps), max_sampling_steps=int(mc.diffusion.n_diffusion_steps),
+        episode_steps=int(dataset.task.max_episode_steps),
+    )
+
+
+def available_tasks() -> list[str]:
+    """Task ids with a local dataset file (the panel's task choices)."""
+    from tcdp_lib.data.dataset import resolve_path
+    from tcdp_lib.data.tasks import TASKS
+
+    return [t for t in TASKS if resolve_path(t) is not None]
+
+
+# --------------------------------------------------------------------------------------------
+# The panel
+# --------------------------------------------------------------------------------------------
 
 
 class BudgetPlannerPanel:
@@ -86,9 +161,7 @@ class BudgetPlannerPanel:
     # -- controls ------------------------------------------------------------------------------
 
     def _set_ranges(self, rollout_steps=None, n_samples=None) -> None:
-        """Slider ranges and values from the model and the data (``interactive.control_ranges``)."""
-        from tcdp_lib.runs.interactive import control_ranges
-
+        """Slider ranges and values from the model and the data (:func:`control_ranges`)."""
         r = control_ranges(self.model, self.dataset)
         self._quiet = True
         try:

@@ -1,10 +1,12 @@
 """The computations behind the interactive budget planner (notebook 05 and its widget panel).
 
-Nothing here draws or holds a widget: :mod:`tcdp_lib.widgets` calls these functions when a
-slider is released, and the notebook's plain cells call the same ones at a fixed budget.
+Nothing here draws or holds a widget: :mod:`tcdp_lib.widgets` (the panel: its controls and
+their ranges) calls these functions when a slider is released, and the notebook's plain cells
+call the same ones at a fixed budget.
 
 - :func:`load_planner_model`: the shipped checkpoint of a task (or a given file); in smoke runs,
-  a tiny model trained in seconds when there is none.
+  a tiny model trained in seconds when there is none. Its ``source`` names the file relative to
+  the checkout (``tcdp_lib.paths.display_path``), so the panel shows no machine path.
 - :func:`replan`: one plan from an observation at a budget, timed.
 - :func:`rollout`: one episode (or its first ``steps``) of the TCDP policy in one environment,
   with per-step traces, the plans it made and rendered frames.
@@ -27,12 +29,11 @@ from typing import Any, Callable
 
 import numpy as np
 
-from tcdp_lib.data.dataset import Dataset, resolve_path
+from tcdp_lib.data.dataset import Dataset
 from tcdp_lib.data.envs import global_numpy_seed, make_env, render_frame, seeded_reset
-from tcdp_lib.data.tasks import TASKS
 from tcdp_lib.errors import check_budget
 from tcdp_lib.method.model import TCDP
-from tcdp_lib.paths import RUNS_DIR, shipped_model
+from tcdp_lib.paths import RUNS_DIR, display_path, shipped_model
 from tcdp_lib.planner.planner import Plan, Planner, PlannerConfig
 from tcdp_lib.planner.policy import TCDPPolicy, policy_config
 from tcdp_lib.runs.checkpoint import load_model
@@ -42,15 +43,10 @@ PLAN_TARGET_S = 0.5
 """Slider release -> plan ready: the panel's latency target (seconds)."""
 TOTAL_TARGET_S = 3.0
 """Slider release -> plan, short rollout and figures ready: the panel's latency target (seconds)."""
-W_CFG_SLIDER_MAX = 5.0
-"""The CFG slider reaches at least this, or twice the model's trained ``w_cfg``."""
-BETA_SLIDER_MAX = 1.0
-"""The energy-guidance slider reaches at least this, or ten times the model's trained ``beta``."""
-
 
 
 # --------------------------------------------------------------------------------------------
-# Model and controls
+# Model and start
 # --------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True, eq=False)
@@ -59,9 +55,10 @@ class PlannerModel:
 
     model: TCDP
     source: str
-    """Human-readable origin: ``"shipped checkpoint <path>"``, ``"<path>"`` or the smoke run."""
+    """Human-readable origin: ``"shipped checkpoint <path>"``, ``"<path>"`` or the smoke run, the
+    path relative to the checkout's root when the file lies inside it (``display_path``)."""
     path: Path
-    """The model file."""
+    """The model file (as given or found: absolute for the shipped checkpoint)."""
 
 
 def load_planner_model(dataset: Dataset, model_path=None, *, train_if_missing: bool = False, seed: int = 0,
@@ -76,14 +73,15 @@ def load_planner_model(dataset: Dataset, model_path=None, *, train_if_missing: b
     task = dataset.task.task_id
     shipped = model_path is None
     path = Path(shipped_model(task) if shipped else model_path)
+    shown = display_path(path)
     if path.exists():
         model, _ = load_model(path, task=task)
-        return PlannerModel(model, f"shipped checkpoint {path}" if shipped else str(path), path)
+        return PlannerModel(model, f"shipped checkpoint {shown}" if shipped else shown, path)
     if not train_if_missing:
         what = f"the shipped checkpoint of {task}" if shipped else "the model file given as model_path"
         raise FileNotFoundError(
-            f"no model file at {path} ({what}). Train one with `tcdp train {task}` and pass "
-            f"model_path='runs/train/{task}/seed0/model.pt' (or copy it to {shipped_model(task)}); "
+            f"no model file at {shown} ({what}). Train one with `tcdp train {task}` and pass "
+            f"model_path='runs/train/{task}/seed0/model.pt' (or copy it to {display_path(shipped_model(task))}); "
             f"smoke=True trains a tiny model instead."
         )
     run = RunConfig(task=task, seed=seed, model=SMOKE_MODEL, train=SMOKE_TRAIN)
@@ -91,62 +89,8 @@ def load_planner_model(dataset: Dataset, model_path=None, *, train_if_missing: b
         RUNS_DIR.mkdir(parents=True, exist_ok=True)
         run_dir = tempfile.mkdtemp(prefix="tcdp-05-", dir=RUNS_DIR)
     result = train_tcdp(dataset, run, run_dir=Path(run_dir), progress=False)
-    source = f"tiny smoke model trained here ({SMOKE_TRAIN.steps} steps; no file at {path})"
+    source = f"tiny smoke model trained here ({SMOKE_TRAIN.steps} steps; no file at {shown})"
     return PlannerModel(result.model, source, result.model_path)
-
-
-def available_tasks() -> list[str]:
-    """Task ids with a local dataset file (the panel's task choices)."""
-    return [t for t in TASKS if resolve_path(t) is not None]
-
-
-@dataclass(frozen=True)
-class ControlRanges:
-    """Ranges and starting values of the panel's controls, from the model and the data."""
-
-    budget_max: float
-    """The model's budget prior reaches ``b_max``; beyond it the condition is extrapolated."""
-    budget: float
-    """Starting budget: the middle DSRL budget of the task."""
-    w_cfg: float
-    w_cfg_max: float
-    beta: float
-    beta_max: float
-    sampling_steps: int
-    """The model config's sampler steps."""
-    max_sampling_steps: int
-    """The number of diffusion steps the model was trained with."""
-    episode_steps: int
-    """The task's time limit."""
-    budget_step: float = 1.0
-    """Budget slider step (costs count unsafe steps)."""
-    max_samples: int = 16
-    """Most plans per replan the sample-count slider offers."""
-    slider_resolution: int = 100
-    """Guidance sliders move in steps of ``max / slider_resolution``."""
-
-    @property
-    def w_cfg_step(self) -> float:
-        return self.w_cfg_max / self.slider_resolution
-
-    @property
-    def beta_step(self) -> float:
-        return self.beta_max / self.slider_resolution
-
-
-def control_ranges(model: TCDP, dataset: Dataset) -> ControlRanges:
-    """Slider ranges: budgets up to the model's ``b_max`` (else twice the largest DSRL budget),
-    guidance scales up to :data:`W_CFG_SLIDER_MAX` / :data:`BETA_SLIDER_MAX` or beyond the trained values."""
-    mc = model.config
-    budgets = dataset.meta.budgets
-    b_max = mc.budget.b_max if mc.budget.b_max is not None else 2 * max(budgets)
-    return ControlRanges(
-        budget_max=float(b_max), budget=float(budgets[len(budgets) // 2]),
-        w_cfg=float(mc.guidance.w_cfg), w_cfg_max=float(max(W_CFG_SLIDER_MAX, 2 * mc.guidance.w_cfg)),
-        beta=float(mc.guidance.beta), beta_max=float(max(BETA_SLIDER_MAX, 10 * mc.guidance.beta)),
-        sampling_steps=int(mc.diffusion.sampling_steps), max_sampling_steps=int(mc.diffusion.n_diffusion_steps),
-        episode_steps=int(dataset.task.max_episode_steps),
-    )
 
 
 def seeded_start(task: str, seed: int = 0):

@@ -12,7 +12,7 @@ import torch
 from tcdp_lib import plots
 from tcdp_lib.data.dataset import load_dataset
 from tcdp_lib.errors import BudgetError
-from tcdp_lib.paths import ROOT
+from tcdp_lib.paths import ROOT, shipped_model
 from tcdp_lib.runs import interactive as I
 from tcdp_lib.runs.train import SMOKE_MODEL
 
@@ -48,8 +48,21 @@ def test_missing_model_trains_only_when_asked(ds, loaded, tmp_path):
         torch.testing.assert_close(a, b)
 
 
+def test_shipped_model_source_names_the_file_in_the_checkout(ds):
+    loaded = I.load_planner_model(ds)
+    assert loaded.path.is_absolute() and loaded.path == shipped_model(TASK)
+    assert loaded.source == f"shipped checkpoint data/checkpoints/{TASK}/model.pt"
+    inside = I.load_planner_model(ds, shipped_model(TASK))  # an absolute path in the checkout: relative too
+    assert inside.source == f"data/checkpoints/{TASK}/model.pt"
+    with pytest.raises(FileNotFoundError) as err:
+        I.load_planner_model(ds, ROOT / "runs" / "nope" / "model.pt")
+    assert str(ROOT) not in str(err.value) and "no model file at runs/nope/model.pt" in str(err.value)
+
+
 def test_control_ranges_come_from_model_and_data(model, ds):
-    r = I.control_ranges(model, ds)
+    from tcdp_lib.widgets import control_ranges
+
+    r = control_ranges(model, ds)
     assert r.budget_max == model.config.budget.b_max
     assert r.budget == ds.meta.budgets[1]
     assert 0 < r.w_cfg < r.w_cfg_max and 0 < r.beta < r.beta_max
@@ -218,7 +231,7 @@ def test_widget_panel_calls_the_library(model, ds, monkeypatch):
     shown = []
     monkeypatch.setattr(widgets.BudgetPlannerPanel, "_show", staticmethod(lambda out, fig: shown.append(fig)))
     panel = widgets.BudgetPlannerPanel(ds, model, n_samples=2, rollout_steps=3, model_source="tiny")
-    r = I.control_ranges(model, ds)
+    r = widgets.control_ranges(model, ds)
     assert (panel.budget.max, panel.budget.value, panel.sampling_steps.max) == (r.budget_max, r.budget,
                                                                               r.max_sampling_steps)
     assert not panel.budget.continuous_update and not panel.beta.continuous_update
@@ -230,6 +243,19 @@ def test_widget_panel_calls_the_library(model, ds, monkeypatch):
     panel.task.options = [TASK, "OfflineNope-v0"]
     panel.task.value = "OfflineNope-v0"  # a task that cannot load: message, previous task kept
     assert panel.task.value == TASK and "cannot switch to OfflineNope-v0" in panel.status.value
+
+
+def test_panel_status_line_shows_no_machine_path(ds, monkeypatch):
+    """The notebook's panel on the shipped checkpoint: its status line names the model file
+    relative to the checkout, never by its absolute path."""
+    from tcdp_lib import widgets
+
+    monkeypatch.setattr(widgets.BudgetPlannerPanel, "_show", staticmethod(lambda out, fig: None))
+    loaded = I.load_planner_model(ds)
+    panel = widgets.BudgetPlannerPanel(ds, loaded.model, model_source=loaded.source, n_samples=1, rollout_steps=1)
+    assert panel.update() is not None
+    assert f"model: shipped checkpoint data/checkpoints/{TASK}/model.pt" in panel.status.value
+    assert str(ROOT) not in panel.status.value and str(loaded.path) not in panel.status.value
 
 
 def test_widgets_module_is_light_and_nothing_imports_it():
