@@ -12,6 +12,7 @@ from tcdp_lib.data.dataset import load_dataset
 from tcdp_lib.data.tasks import get_task
 from tcdp_lib.paths import ROOT, shipped_model
 from tcdp_lib.runs.report import NotebookFailed, notebook_source, run_report
+from tcdp_lib.runs.train import budget_prior_max, default_model_config
 
 SMOKE = ROOT / "reports" / "params" / "smoke.yaml"
 
@@ -93,6 +94,18 @@ def test_ctgda_notebook_invariants(smoke_report):
     assert figs["min_slack"] >= 0 and figs["min_cost_to_go"] >= 0
     assert figs["share_kept"] == sorted(figs["share_kept"])  # more budget, more pairs
     assert 0 < figs["acceptance_rate"] <= 1
+
+
+def test_ctgda_notebook_draws_the_prior_training_uses(smoke_report):
+    figs = _figs(smoke_report, "02_ctgda_relabeling")
+    ds = load_dataset(figs["task"])
+    sampling = default_model_config(figs["task"]).budget
+    prior = figs["prior"]
+    assert prior["high"] == budget_prior_max(ds.meta.budgets, ds.episodes.cost_returns)
+    assert prior["high"] < figs["max_episode_cost"]  # BallCircle: 2 x 40 = 80, not its costliest episode (123)
+    assert (prior["power"], prior["p_slack"], figs["cost_balance"]) == (
+        sampling.prior_power, sampling.p_slack, sampling.cost_balance)
+    assert 0 < figs["max_drawn_budget"] <= prior["high"]
 
 
 def test_qn_notebook_is_uniform_per_budget(smoke_report):

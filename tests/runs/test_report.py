@@ -25,9 +25,10 @@ NOTEBOOKS = {"04_training": "04 · Training TCDP", "05_budget_planner": "05 · I
 def report(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("report")
     params = tmp / "offline.yaml"
+    smoke = yaml.safe_load((ROOT / "reports" / "params" / "smoke.yaml").read_text())["notebooks"]
     params.write_text(yaml.safe_dump({
         "name": "offline", "common": {"smoke": True, "seed": 0, "task": "OfflineBallCircle-v0"},
-        "notebooks": {"04_training.ipynb": {}, "05_budget_planner.ipynb": {"torch_threads": 1}},
+        "notebooks": {name: smoke[name] for name in ("04_training.ipynb", "05_budget_planner.ipynb")},  # smoke sizes
     }))
     return run_report(params, out_root=tmp / "reports", progress=False).parent
 
