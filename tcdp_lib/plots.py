@@ -267,8 +267,11 @@ def plan_samples(data_states: np.ndarray, plan, env: int = 0, dims=(0, 1), execu
     return fig
 
 
-def rollout_panel(rollout, title: str = ""):
-    """Cumulative cost against the budget line, and cumulative reward, along a ``Rollout``."""
+def rollout_panel(rollout, title: str = "", steps: int | None = None):
+    """Cumulative cost against the budget line, and cumulative reward, along a ``Rollout``.
+
+    ``steps``: the step axis spans ``[0, steps]`` (a rollout drawn while it runs keeps its axis;
+    ``None``: the rollout's length)."""
     from plotly.subplots import make_subplots
     import plotly.graph_objects as go
 
@@ -282,6 +285,10 @@ def rollout_panel(rollout, title: str = ""):
     fig.add_trace(go.Scatter(x=t, y=rollout.cum_reward, mode="lines", name="reward", line=dict(color="#1f77b4")),
                   row=2, col=1)
     fig.update_xaxes(title_text="step", row=2, col=1)
+    if steps:
+        fig.update_xaxes(range=[0, steps])
+        top = max(rollout.budget, float(rollout.cum_cost[-1]) if rollout.length else 0.0)
+        fig.update_yaxes(range=[0, 1.1 * top + 1], row=1, col=1)  # the budget line stays in view
     fig.update_layout(title=title or f"b = {rollout.budget:g}: reward {rollout.total_reward:.1f}, "
                                      f"cost {rollout.total_cost:g} in {rollout.length} steps",
                       template="plotly_white", height=420, showlegend=False)

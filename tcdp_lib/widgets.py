@@ -6,6 +6,13 @@ shown comes from a call into :mod:`tcdp_lib.runs.interactive` (planning, rollout
 every figure from :mod:`tcdp_lib.plots`. Sliders use ``continuous_update=False``: a plan is made
 when the slider is released, not while it moves.
 
+A release draws the sampled plans first and clears the old rollout at once; the rollout (the
+whole episode by default, its first plan the one just drawn) then runs in a background thread
+(:func:`tcdp_lib.runs.interactive.start_rollout`) and redraws its figure every ``stream_every``
+steps; the next release cancels it (MetaDrive's simulator stays on the main thread: there the
+rollout streams in the release's callback, :data:`FOREGROUND_FAMILIES`). Each control carries a one-line explanation
+(:data:`EXPLANATIONS`).
+
 The figures go to two IPython display areas (``display(..., display_id=True)``) that each
 release updates in place, not to ``ipywidgets.Output`` widgets: headless runs (papermill,
 nbclient) imitate an Output widget by sending its state back to the kernel, and executions
@@ -27,6 +34,24 @@ W_CFG_SLIDER_MAX = 5.0
 """The CFG slider reaches at least this, or twice the model's trained ``w_cfg``."""
 BETA_SLIDER_MAX = 1.0
 """The energy-guidance slider reaches at least this, or ten times the model's trained ``beta``."""
+
+EXPLANATIONS = {
+    "budget": "the episode's cost budget, in cost units per episode (BallCircle: unsafe steps); "
+              "the planner aims to spend at most b",
+    "w_cfg": "classifier-free guidance on the budget: 0 ignores it, 1 is the conditional model, "
+             "above 1 pushes the plans further toward the budget's kind",
+    "beta": "energy guidance: pulls plans toward higher predicted reward, predicted cost beyond "
+            "the budget penalised; 0 switches it off",
+    "sampling_steps": "denoising steps per plan: fewer is faster and coarser",
+    "n_samples": "plans sampled per replan; the best predicted one within the budget is kept",
+    "rollout_steps": "steps of the rollout drawn below (default: the whole episode), streamed as it runs",
+    "seed": "the planner's noise: another seed gives other samples",
+}
+"""The one-line explanation under each control of the panel."""
+
+FOREGROUND_FAMILIES = frozenset({"metadrive"})
+"""Task families whose simulator must run in the main thread (MetaDrive installs signal
+handlers): their rollouts stream in the release's callback and cannot be cancelled."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -97,22 +122,30 @@ def available_tasks() -> list[str]:
 
 
 class BudgetPlannerPanel:
-    """A budget slider, guidance controls, a task choice and a replan button, above two figure
-    areas: the sampled plans (chosen one highlighted, executed path dotted) and the short
-    rollout's cumulative cost against the budget line and cumulative reward.
+    """A budget slider, guidance controls, a task choice and a replan button, each control with a
+    one-line explanation, above two figure areas: the sampled plans (chosen one highlighted,
+    executed path dotted) and the rollout's cumulative cost against the budget line and
+    cumulative reward.
 
     ``panel = BudgetPlannerPanel(dataset, model)``; ``display(panel)`` shows the controls and the
-    figure areas; ``panel.update()`` draws once (afterwards, releasing a control redraws).
-    Without a display (tests, scripts) the figures are computed and not shown.
+    figure areas; ``panel.update()`` draws once (afterwards, releasing a control redraws). An
+    update draws the plans and clears the rollout figure before it returns; the rollout then
+    streams into its figure from a background thread (``panel.wait()`` waits for it; the next
+    update cancels it). Without a display (tests, scripts) the figures are computed and not shown.
     """
 
     def __init__(self, dataset, model, *, model_source: str = "", tasks=None, n_samples: int = 8,
-                 rollout_steps: int = 50, replan_every: int | None = None, seed: int = 0, start_obs_seed: int = 0,
-                 dims=(0, 1)):
+                 rollout_steps: int | None = None, replan_every: int | None = None, seed: int = 0,
+                 start_obs_seed: int = 0, dims=(0, 1), stream_every: int = 20):
         self.dataset, self.model, self.model_source = dataset, model, model_source
         self.dims, self.replan_every, self.start_obs_seed = tuple(dims), replan_every, start_obs_seed
+        self.stream_every = int(stream_every)
         self.last = None
-        """The last :class:`~tcdp_lib.runs.interactive.PanelUpdate` (``None`` before the first)."""
+        """The last finished release, a :class:`~tcdp_lib.runs.interactive.PanelUpdate` whose
+        ``plan_s`` is release -> plans drawn and ``total_s`` release -> last redraw (``None``
+        before the first)."""
+        self.rollout_task = None
+        """The :class:`~tcdp_lib.runs.interactive.RolloutTask` of the last release (``None``: none)."""
         self._quiet = False
         task = dataset.task.task_id
         style = {"description_width": "110px"}
@@ -138,10 +171,17 @@ class BudgetPlannerPanel:
             w.observe(self._on_release, names="value")
         self.task.observe(self._on_task, names="value")
         self.replan_button.on_click(lambda _: self.update())
+        self.explanations = {name: W.HTML(f"<small>{text}</small>", layout=W.Layout(width="340px"))
+                             for name, text in EXPLANATIONS.items()}
+        """One line under each control (:data:`EXPLANATIONS`)."""
+
+        def explained(name):
+            return W.VBox([getattr(self, name), self.explanations[name]])
+
         self.widget = W.VBox([
-            W.HBox([self.task, self.budget, self.replan_button]),
-            W.HBox([self.w_cfg, self.beta, self.sampling_steps]),
-            W.HBox([self.n_samples, self.rollout_steps, self.seed]),
+            W.HBox([self.task, explained("budget"), self.replan_button]),
+            W.HBox([explained("w_cfg"), explained("beta"), explained("sampling_steps")]),
+            W.HBox([explained("n_samples"), explained("rollout_steps"), explained("seed")]),
             self.status,
         ])
 
@@ -161,7 +201,8 @@ class BudgetPlannerPanel:
     # -- controls ------------------------------------------------------------------------------
 
     def _set_ranges(self, rollout_steps=None, n_samples=None) -> None:
-        """Slider ranges and values from the model and the data (:func:`control_ranges`)."""
+        """Slider ranges and values from the model and the data (:func:`control_ranges`); the
+        rollout steps at ``rollout_steps`` (``None``: the whole episode)."""
         r = control_ranges(self.model, self.dataset)
         self._quiet = True
         try:
@@ -178,8 +219,8 @@ class BudgetPlannerPanel:
             if n_samples is not None:
                 self.n_samples.value = n_samples
             self.rollout_steps.max = r.episode_steps
-            self.rollout_steps.value = min(r.episode_steps, self.rollout_steps.value if rollout_steps is None
-                                           else rollout_steps)
+            self.rollout_steps.value = r.episode_steps if rollout_steps is None else min(r.episode_steps,
+                                                                                        rollout_steps)
         finally:
             self._quiet = False
 
@@ -193,6 +234,7 @@ class BudgetPlannerPanel:
         from tcdp_lib.data.dataset import load_dataset
         from tcdp_lib.runs.interactive import load_planner_model
 
+        self.stop()
         self.status.value = f"loading {change['new']} ..."
         try:
             dataset = load_dataset(change["new"])
@@ -229,38 +271,92 @@ class BudgetPlannerPanel:
             area.update({"text/html": f'<div style="height: {fig.layout.height or 450}px"></div>'}, raw=True)
             area.update(mime_bundle(fig), raw=True)
 
+    def stop(self) -> None:
+        """Cancel the running rollout and wait for it to stop (after its current step)."""
+        task = self.rollout_task
+        if task is not None:
+            task.cancel()
+            task.join()
+
+    def wait(self, timeout: float | None = None):
+        """Wait for the running rollout to end (at most ``timeout`` seconds); returns :attr:`last`."""
+        if self.rollout_task is not None:
+            self.rollout_task.join(timeout)
+        return self.last
+
+    def _model_line(self) -> str:
+        return f"<br><small>model: {self.model_source}</small>" if self.model_source else ""
+
     def update(self):
-        """Plan at the controls' values, draw the plans, roll out, draw the rollout; returns the
-        :class:`~tcdp_lib.runs.interactive.PanelUpdate` (``None`` when it failed: see ``status``)."""
-        from functools import partial
+        """Cancel the running rollout, plan at the controls' values, draw the plans, clear the
+        rollout figure and start the rollout that streams into it (a background thread reusing
+        the plan as its first one). Returns the plan, a
+        :class:`~tcdp_lib.runs.interactive.ReplanResult` (``None`` when planning failed: see
+        ``status``); :attr:`last` holds the release once its rollout has ended."""
+        import time
 
         from tcdp_lib import plots
-        from tcdp_lib.runs.interactive import panel_update
+        from tcdp_lib.runs.interactive import PanelUpdate, replan, start_observation, start_rollout
 
+        t0 = time.perf_counter()
+        self.stop()
+        self.rollout_task = None
+        b = float(self.budget.value)
+        task_id = self.dataset.task.task_id
         cloud = self.dataset.episodes.observations
-        self.status.value = f"planning at b = {self.budget.value:g} ..."
+        settings = dict(beta=self.beta.value, w_cfg=self.w_cfg.value, sampling_steps=self.sampling_steps.value,
+                        seed=self.seed.value, n_samples=self.n_samples.value)
+        self.status.value = f"planning at b = {b:g} ..."
         try:
-            up = panel_update(
-                self.dataset.task.task_id, self.model, self.budget.value, beta=self.beta.value,
-                w_cfg=self.w_cfg.value, sampling_steps=self.sampling_steps.value, seed=self.seed.value,
-                n_samples=self.n_samples.value, rollout_steps=self.rollout_steps.value,
-                replan_every=self.replan_every, start_obs_seed=self.start_obs_seed,
-                redraw=partial(plots.panel_figures, cloud, dims=self.dims),
-                on_plan=lambda rp: self._show(self.plan_area, plots.panel_figures(cloud, rp, dims=self.dims)[0]),
-            )
+            rp = replan(self.model, start_observation(task_id, self.start_obs_seed), b, **settings)
+            self._show(self.plan_area, plots.panel_figures(cloud, rp, dims=self.dims)[0])
         except Exception as err:  # noqa: BLE001 - shown in the panel instead of killing the callback
             self.status.value = f"<b>error</b>: {type(err).__name__}: {err}"
             return None
-        plan_fig, rollout_fig = up.figures
-        self._show(self.plan_area, plan_fig)
-        self._show(self.rollout_area, rollout_fig or plots.placeholder("no rollout (rollout steps = 0)"))
-        ro = up.rollout
-        text = f"plan {1000 * up.plan_s:.0f} ms"
-        if ro is not None:
-            text += (f" &middot; plan + {ro.length}-step rollout + figures {up.total_s:.2f} s &middot; "
-                     f"reward {ro.total_reward:.1f}, cost {ro.total_cost:g} (budget {self.budget.value:g})")
-        if self.model_source:
-            text += f"<br><small>model: {self.model_source}</small>"
-        self.status.value = text
-        self.last = up
-        return up
+        plan_s = time.perf_counter() - t0
+        steps = int(self.rollout_steps.value)
+        head = f"plans at b = {b:g} drawn in {1000 * plan_s:.0f} ms (plan {rp.wall_ms:.0f} ms)"
+        if steps == 0:
+            self._show(self.rollout_area, plots.placeholder("no rollout (rollout steps = 0)"))
+            self.status.value = head + self._model_line()
+            self.last = PanelUpdate(replan=rp, rollout=None, figures=None, plan_s=plan_s, total_s=plan_s)
+            return rp
+        self._show(self.rollout_area, plots.placeholder(f"rolling out at b = {b:g} ..."))
+        self.status.value = f"{head} &middot; rolling out ...{self._model_line()}"
+
+        def progress(ro):
+            if task.cancelled:
+                return
+            self._show(self.rollout_area, plots.rollout_panel(
+                ro, title=f"b = {b:g}: step {ro.length} of {steps}, cost {ro.total_cost:g}", steps=steps))
+            self.status.value = (f"{head} &middot; rollout step {ro.length} of {steps}: cost {ro.total_cost:g} "
+                                 f"(budget {b:g} cost units per episode){self._model_line()}")
+
+        def done(ro):
+            if ro.cancelled:
+                return  # a newer release owns the figures
+            figs = plots.panel_figures(cloud, rp, ro, dims=self.dims)
+            rollout_fig = plots.rollout_panel(ro, steps=steps)
+            self._show(self.plan_area, figs[0])
+            self._show(self.rollout_area, rollout_fig)
+            total_s = time.perf_counter() - t0
+            over = "over" if ro.total_cost > b else "within"
+            self.status.value = (
+                f"{head} &middot; {ro.length}-step rollout drawn {total_s:.2f} s after the release &middot; "
+                f"reward {ro.total_reward:.1f}, cost {ro.total_cost:g}: {over} the budget {b:g} "
+                f"(cost units per episode){self._model_line()}")
+            self.last = PanelUpdate(replan=rp, rollout=ro, figures=(figs[0], rollout_fig), plan_s=plan_s,
+                                    total_s=total_s)
+
+        def failed(err):
+            self.status.value = f"<b>rollout error</b>: {type(err).__name__}: {err}{self._model_line()}"
+
+        task = start_rollout(task_id, self.model, b, on_progress=progress, progress_every=self.stream_every,
+                             on_done=done, on_error=failed, start=False, steps=steps, first_plan=rp,
+                             replan_every=self.replan_every, start_obs_seed=self.start_obs_seed, **settings)
+        self.rollout_task = task
+        if self.dataset.task.family in FOREGROUND_FAMILIES:
+            task.run()  # streamed all the same; the next release waits for it
+        else:
+            task.start()
+        return rp

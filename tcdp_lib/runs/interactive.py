@@ -11,7 +11,9 @@ call the same ones at a fixed budget.
 - :func:`rollout`: one episode (or its first ``steps``) of the TCDP policy in one environment,
   with per-step traces, the plans it made and rendered frames.
 - :func:`budget_sweep`: mean reward and cost of evaluation episodes at each budget.
-- :func:`panel_update`: what one slider release does (plan, short rollout, redraw), timed.
+- :func:`panel_update`: what one slider release does (plan, rollout reusing the plan, redraw), timed.
+- :func:`start_rollout`: the panel's rollout in a background thread, reporting progress every few
+  steps and cancelled by the next release (:class:`RolloutTask`).
 - :func:`measure_latency`: :func:`panel_update` repeated; the two figures the panel targets.
 
 Guidance settings left at ``None`` (``beta``, ``w_cfg``, ``sampling_steps``) take the model
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -152,6 +155,10 @@ class ReplanResult:
     """Planner construction and sampling, in milliseconds."""
     budget: np.ndarray
     """``(B,)`` the budgets asked for (before clipping at 0)."""
+    generator_state: Any = None
+    """The noise generator's state after this plan: a rollout given this plan as its first one
+    (``rollout(first_plan=...)``) continues from it, so its later plans are those it would make
+    had it planned the first one itself."""
 
 
 def replan(model: TCDP, obs, budget, *, beta=None, w_cfg=None, sampling_steps=None, seed: int = 0,
@@ -168,8 +175,12 @@ def replan(model: TCDP, obs, budget, *, beta=None, w_cfg=None, sampling_steps=No
     t0 = time.perf_counter()
     planner = Planner(model, planner_config(model, n_samples=n_samples, beta=beta, w_cfg=w_cfg,
                                             sampling_steps=sampling_steps))
-    plan = planner.plan(obs, b, generator=int(seed), steps_left=steps_left)
-    return ReplanResult(plan=plan, wall_ms=1000.0 * (time.perf_counter() - t0), budget=b)
+    import torch
+
+    generator = torch.Generator(device=model.obs_mean.device).manual_seed(int(seed))  # as the planner seeds an int
+    plan = planner.plan(obs, b, generator=generator, steps_left=steps_left)
+    return ReplanResult(plan=plan, wall_ms=1000.0 * (time.perf_counter() - t0), budget=b,
+                        generator_state=generator.get_state())
 
 
 # --------------------------------------------------------------------------------------------
@@ -202,6 +213,11 @@ class Rollout:
     """The episode ended (terminated or time limit) within the steps asked for."""
     wall_s: float
     """Environment creation, planning, stepping and rendering, in seconds."""
+    cancelled: bool = False
+    """Stopped early by its ``cancel`` event (a newer slider release)."""
+    steps: int | None = None
+    """The steps asked for (``None``: the whole episode): a partial rollout reported during the
+    run has ``length`` < ``steps``."""
 
     @property
     def length(self) -> int:
@@ -229,7 +245,9 @@ class Rollout:
 def rollout(task: str, model: TCDP, budget: float, *, beta=None, w_cfg=None, sampling_steps=None, seed: int = 0,
             steps: int | None = None, n_samples: int | None = None, replan_every: int | None = None, warm_start: bool | None = None,
             plans_every: int = 10, render_every: int = 0, frame_size: tuple[int, int] = (240, 180),
-            start_obs_seed: int = 0) -> Rollout:
+            start_obs_seed: int = 0, first_plan: ReplanResult | None = None,
+            on_progress: Callable[[Rollout], None] | None = None, progress_every: int = 0,
+            cancel: threading.Event | None = None) -> Rollout:
     """Run :class:`TCDPPolicy` in one environment of ``task`` from ``seeded_start(task, start_obs_seed)``
     for ``steps`` steps (``None``: until the episode ends).
 
@@ -237,11 +255,17 @@ def rollout(task: str, model: TCDP, budget: float, *, beta=None, w_cfg=None, sam
     ``replan(model, start_obs, budget, seed=seed, ...)``. The first plan made at or after every
     multiple of ``plans_every`` steps is kept (0 keeps none); a frame of ``frame_size``
     ``(width, height)`` is rendered after reset and every ``render_every`` steps (0: none).
+
+    ``first_plan``: that :func:`replan` result (same start, budget, seed and settings), used as the
+    policy's plan at step 0 instead of planning it again; the rollout is the same as without it.
+    ``on_progress`` gets the rollout so far every ``progress_every`` steps (0: never) before the
+    last; ``cancel``, once set, stops the rollout after the current step (``cancelled`` is then
+    true).
     """
     b = float(_check_budget(budget))
     if steps is not None and steps < 1:
         raise ValueError(f"steps must be >= 1 or None (a whole episode), got {steps}")
-    for name, v in (("plans_every", plans_every), ("render_every", render_every)):
+    for name, v in (("plans_every", plans_every), ("render_every", render_every), ("progress_every", progress_every)):
         if v < 0:
             raise ValueError(f"{name} must be >= 0, got {v}")
     t0 = time.perf_counter()
@@ -251,6 +275,8 @@ def rollout(task: str, model: TCDP, budget: float, *, beta=None, w_cfg=None, sam
     env, obs = seeded_start(task, start_obs_seed)
     try:
         policy.reset(1, b)
+        if first_plan is not None:
+            _GivenFirstPlan.install(policy, first_plan, obs, b)
         observations, actions, rewards, costs = [obs], [], [], []
         plans, plan_steps, next_keep = [], [], 0
         frames, frame_steps = [], []
@@ -260,7 +286,22 @@ def rollout(task: str, model: TCDP, budget: float, *, beta=None, w_cfg=None, sam
         reward = cost = 0.0
         done, t = False, 0
         limit = steps if steps is not None else float("inf")
+        cancelled = False
+
+        def so_far():
+            return Rollout(
+                task=task, budget=b, observations=np.stack(observations),
+                actions=np.stack(actions) if actions else np.zeros((0, model.act_dim), np.float32),
+                rewards=np.asarray(rewards), costs=np.asarray(costs), plan_steps=np.asarray(plan_steps, dtype=int),
+                plans=tuple(plans), frames=np.stack(frames) if frames else None,
+                frame_steps=np.asarray(frame_steps, dtype=int), done=done, wall_s=time.perf_counter() - t0,
+                cancelled=cancelled, steps=steps,
+            )
+
         while t < limit and not done:
+            if cancel is not None and cancel.is_set():
+                cancelled = True
+                break
             previous = policy.last_plan
             action = policy.act(observations[-1][None], np.array([reward]), np.array([cost]))[0]
             if plans_every and policy.last_plan is not previous and t >= next_keep:
@@ -278,14 +319,106 @@ def rollout(task: str, model: TCDP, budget: float, *, beta=None, w_cfg=None, sam
             if render_every and t % render_every == 0:
                 frames.append(render_frame(env, *frame_size))
                 frame_steps.append(t)
+            if on_progress is not None and progress_every and t % progress_every == 0 and t < limit and not done:
+                on_progress(so_far())
     finally:
         env.close()
-    return Rollout(
-        task=task, budget=b, observations=np.stack(observations), actions=np.stack(actions),
-        rewards=np.asarray(rewards), costs=np.asarray(costs), plan_steps=np.asarray(plan_steps, dtype=int),
-        plans=tuple(plans), frames=np.stack(frames) if frames else None,
-        frame_steps=np.asarray(frame_steps, dtype=int), done=done, wall_s=time.perf_counter() - t0,
-    )
+    return so_far()
+
+
+class _GivenFirstPlan:
+    """Stands in for a policy's planner for one call: hands out a plan made beforehand (and moves
+    the policy's noise generator to where planning it would have left it), then puts the real
+    planner back."""
+
+    def __init__(self, policy, given: ReplanResult):
+        self.policy, self.real, self.given = policy, policy.planner, given
+
+    @classmethod
+    def install(cls, policy, given: ReplanResult, obs: np.ndarray, budget: float) -> None:
+        states = given.plan.states
+        if states.shape[0] != 1 or float(given.budget[0]) != budget or not np.array_equal(states[0, 0, 0], obs):
+            raise ValueError("first_plan must be a replan of this rollout's start at its budget (one environment)")
+        if given.generator_state is None:
+            raise ValueError("first_plan has no generator state (make it with replan())")
+        policy.planner = cls(policy, given)
+
+    def plan(self, obs, remaining_budget, generator=None, **_kw):
+        self.policy.planner = self.real
+        if generator is not None:
+            generator.set_state(self.given.generator_state)
+        return self.given.plan
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+
+class RolloutTask:
+    """A :func:`rollout` running in a background thread (:func:`start_rollout`), or in the
+    caller's thread (``run()``: simulators that must stay on the main thread, MetaDrive's).
+
+    ``cancel()`` asks it to stop after its current step; ``join()`` waits for it. ``result`` is
+    the :class:`Rollout` (partial when cancelled), ``error`` the exception it raised, if any.
+    ``on_done(result)`` / ``on_error(error)`` run in the thread once it ends.
+    """
+
+    def __init__(self, target: Callable[..., Rollout], kwargs: dict, on_done=None, on_error=None):
+        self._cancel = threading.Event()
+        self.result: Rollout | None = None
+        self.error: BaseException | None = None
+        self._on_done, self._on_error = on_done, on_error
+        self._args = (target, kwargs)
+        self._thread = threading.Thread(target=self._run, args=self._args, daemon=True, name="tcdp-panel-rollout")
+        self._started = False
+
+    def _run(self, target, kwargs) -> None:
+        try:
+            self.result = target(cancel=self._cancel, **kwargs)
+        except BaseException as err:  # noqa: BLE001 - handed to on_error, never printed from the thread
+            self.error = err
+            if self._on_error is not None:
+                self._on_error(err)
+            return
+        if self._on_done is not None:
+            self._on_done(self.result)
+
+    def start(self) -> RolloutTask:
+        """Run in a background thread."""
+        self._started = True
+        self._thread.start()
+        return self
+
+    def run(self) -> RolloutTask:
+        """Run here, in the caller's thread (returns when the rollout has ended)."""
+        self._run(*self._args)
+        return self
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the thread (at most ``timeout`` seconds); true when it has ended."""
+        if self._started:
+            self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+
+def start_rollout(task: str, model: TCDP, budget: float, *, on_progress=None, progress_every: int = 20,
+                  on_done=None, on_error=None, start: bool = True, **kwargs) -> RolloutTask:
+    """Start :func:`rollout` (``kwargs``: its keywords, e.g. ``first_plan``) in a background
+    thread; ``on_progress`` gets the rollout so far every ``progress_every`` steps. Returns the
+    running :class:`RolloutTask` (not yet started with ``start=False``: call its ``start()``)."""
+    kw = dict(kwargs, on_progress=on_progress, progress_every=progress_every)
+    t = RolloutTask(functools.partial(rollout, task, model, budget), kw, on_done, on_error)
+    return t.start() if start else t
 
 
 # --------------------------------------------------------------------------------------------
@@ -372,12 +505,13 @@ class PanelUpdate:
 
 
 def panel_update(task: str, model: TCDP, budget: float, *, beta=None, w_cfg=None, sampling_steps=None,
-                 seed: int = 0, n_samples: int | None = None, rollout_steps: int = 50, replan_every: int | None = None,
-                 render_every: int = 0, start_obs_seed: int = 0,
+                 seed: int = 0, n_samples: int | None = None, rollout_steps: int | None = 50,
+                 replan_every: int | None = None, render_every: int = 0, start_obs_seed: int = 0,
                  redraw: Callable[[ReplanResult, Rollout | None], Any] | None = None,
                  on_plan: Callable[[ReplanResult], None] | None = None) -> PanelUpdate:
     """Plan from ``seeded_start(task, start_obs_seed)`` at ``budget``, call ``on_plan`` (the panel draws
-    the plan at once), roll out ``rollout_steps`` steps (0: none) and call ``redraw``."""
+    the plan at once), roll out ``rollout_steps`` steps (0: none; ``None``: the whole episode) with
+    that plan as the first one, and call ``redraw``."""
     t0 = time.perf_counter()
     obs = start_observation(task, start_obs_seed)
     rp = replan(model, obs, budget, beta=beta, w_cfg=w_cfg, sampling_steps=sampling_steps, seed=seed,
@@ -386,10 +520,10 @@ def panel_update(task: str, model: TCDP, budget: float, *, beta=None, w_cfg=None
     if on_plan is not None:
         on_plan(rp)
     ro = None
-    if rollout_steps:
+    if rollout_steps != 0:
         ro = rollout(task, model, budget, beta=beta, w_cfg=w_cfg, sampling_steps=sampling_steps, seed=seed,
                      steps=rollout_steps, n_samples=n_samples, replan_every=replan_every,
-                     render_every=render_every, start_obs_seed=start_obs_seed)
+                     render_every=render_every, start_obs_seed=start_obs_seed, first_plan=rp)
     figures = redraw(rp, ro) if redraw is not None else None
     return PanelUpdate(replan=rp, rollout=ro, figures=figures, plan_s=plan_s, total_s=time.perf_counter() - t0)
 

@@ -235,14 +235,60 @@ def test_widget_panel_calls_the_library(model, ds, monkeypatch):
     assert (panel.budget.max, panel.budget.value, panel.sampling_steps.max) == (r.budget_max, r.budget,
                                                                               r.max_sampling_steps)
     assert not panel.budget.continuous_update and not panel.beta.continuous_update
-    up = panel.update()
-    assert up is panel.last and up.rollout.length == 3 and len(shown) == 3  # plan at once, then both figures
-    assert "ms" in panel.status.value and "tiny" in panel.status.value
+    rp = panel.update()
+    up = panel.wait()
+    assert up is panel.last and up.replan is rp and up.rollout.length == 3
+    assert len(shown) == 4  # plans, rollout cleared, then plans with the executed path and the rollout
+    assert 0 < up.plan_s <= up.total_s
+    assert "ms" in panel.status.value and "tiny" in panel.status.value and "cost units per episode" in panel.status.value
     panel.budget.value = 33.0  # a slider release replans
-    assert panel.last is not up and float(panel.last.replan.budget[0]) == 33.0
+    assert panel.wait() is not up and float(panel.last.replan.budget[0]) == 33.0
     panel.task.options = [TASK, "OfflineNope-v0"]
     panel.task.value = "OfflineNope-v0"  # a task that cannot load: message, previous task kept
     assert panel.task.value == TASK and "cannot switch to OfflineNope-v0" in panel.status.value
+
+
+def test_rollout_given_the_first_plan_does_not_plan_it_again(model, monkeypatch):
+    from tcdp_lib.planner.planner import Planner
+
+    calls = []
+    real = Planner.plan
+    monkeypatch.setattr(Planner, "plan", lambda self, *a, **k: calls.append(1) or real(self, *a, **k))
+    kw = dict(seed=4, steps=9, n_samples=3, replan_every=3, plans_every=3)
+    alone = I.rollout(TASK, model, 12.0, **kw)
+    assert len(calls) == 3
+    rp = I.replan(model, I.start_observation(TASK, 0), 12.0, seed=4, n_samples=3)
+    calls.clear()
+    reused = I.rollout(TASK, model, 12.0, first_plan=rp, **kw)
+    assert len(calls) == 2  # steps 3 and 6; step 0 acts on the given plan
+    # the same rollout: its later plans draw the noise they would have drawn
+    np.testing.assert_array_equal(reused.actions, alone.actions)
+    np.testing.assert_array_equal(reused.plans[1].states, alone.plans[1].states)
+    assert reused.plans[0] is rp.plan
+    with pytest.raises(ValueError, match="first_plan must be a replan of this rollout's start"):
+        I.rollout(TASK, model, 13.0, first_plan=rp, **kw)
+    calls.clear()  # panel_update plans once per replan too
+    I.panel_update(TASK, model, 12.0, seed=4, n_samples=3, rollout_steps=9, replan_every=3)
+    assert len(calls) == 3
+
+
+def test_rollout_reports_progress_and_stops_when_cancelled(model):
+    import threading
+
+    seen = []
+    whole = I.rollout(TASK, model, 10.0, steps=10, n_samples=2, on_progress=lambda ro: seen.append(ro),
+                      progress_every=4)
+    assert [ro.length for ro in seen] == [4, 8] and not whole.cancelled and whole.length == 10
+    np.testing.assert_array_equal(seen[1].costs, whole.costs[:8])
+    assert seen[0].steps == 10
+    cancel = threading.Event()
+    stopped = I.rollout(TASK, model, 10.0, steps=10, n_samples=2, on_progress=lambda ro: cancel.set(),
+                        progress_every=3, cancel=cancel)
+    assert stopped.cancelled and stopped.length == 3 and not stopped.done
+    task = I.start_rollout(TASK, model, 10.0, steps=5, n_samples=2, progress_every=0)
+    assert task.join(60) and task.result.length == 5 and task.error is None
+    failed = I.start_rollout(TASK, model, -1.0, steps=5, on_error=lambda err: seen.append(err))
+    assert failed.join(60) and isinstance(failed.error, BudgetError) and seen[-1] is failed.error
 
 
 def test_panel_status_line_shows_no_machine_path(ds, monkeypatch):
@@ -253,7 +299,7 @@ def test_panel_status_line_shows_no_machine_path(ds, monkeypatch):
     monkeypatch.setattr(widgets.BudgetPlannerPanel, "_show", staticmethod(lambda out, fig: None))
     loaded = I.load_planner_model(ds)
     panel = widgets.BudgetPlannerPanel(ds, loaded.model, model_source=loaded.source, n_samples=1, rollout_steps=1)
-    assert panel.update() is not None
+    assert panel.update() is not None and panel.wait() is not None
     assert f"model: shipped checkpoint data/checkpoints/{TASK}/model.pt" in panel.status.value
     assert str(ROOT) not in panel.status.value and str(loaded.path) not in panel.status.value
 
