@@ -139,8 +139,9 @@ TCDP_PLANNING = {"w_cfg": 1.5, "beta": 1.0, "budget_fraction": 0.5}
 nothing else."""
 
 TCDP_TASK_PLANNING: dict[str, dict] = {
-    # seed 0, 20 episodes, b = 10 / 20 / 40: cost 8.9 / 16.1 / 25.6 at w_cfg 3 against
-    # 10.2 / 15.4 / 26.9 at 1.5 (reward 0.573 / 0.630 / 0.793 against 0.568 / 0.622 / 0.800).
+    # the model trained with balanced windows (train.TASK_BUDGET_SAMPLING), seed 0, 20 episodes,
+    # b = 10 / 20 / 40: normalised reward / cost 0.571 / 0.66, 0.720 / 0.55, 0.837 / 0.56 at w_cfg 3
+    # against 0.591 / 0.77, 0.702 / 0.64, 0.806 / 0.63 at 1.5 (uniform windows: 0.89 / 1.02 at 10).
     # CarCircle at 3 spent more (15.9 / 21.7 / 35.0 against 12.6 / 16.6 / 30.3) and
     # PointCircle1 no less (104 / 74 at b = 20 / 80, 10 episodes): they keep 1.5.
     "OfflineBallCircle-v0": {"w_cfg": 3.0},
