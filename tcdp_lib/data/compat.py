@@ -68,13 +68,36 @@ def _has_real_descriptor(stream) -> bool:
     return isinstance(name, str) and name in ("<stdout>", "<stderr>")
 
 
+def _stream_fd(stream) -> int | None:
+    """The descriptor C code writes ``stream``'s output to: its own when it has a real one, else 1
+    for the stream standing in for stdout (or named so), 2 for stderr, ``None`` otherwise."""
+    if _has_real_descriptor(stream):
+        return stream.fileno()
+    if stream is sys.stdout or stream is sys.stderr:
+        return 1 if stream is sys.stdout else 2
+    name = str(getattr(stream, "name", "")).strip("<>")
+    return {"stdout": 1, "stderr": 2}.get(name)
+
+
+def _flush_c_streams() -> None:
+    import ctypes
+
+    try:
+        ctypes.CDLL(None).fflush(None)  # fflush(NULL): every C stream's buffer
+    except (OSError, AttributeError):
+        pass
+
+
 def fix_bullet_stream_redirect() -> None:
-    """bullet-safety-gym inside a Jupyter kernel: ``undefined symbol: tder`` / ``fileno``.
+    """bullet-safety-gym inside a Jupyter kernel: ``undefined symbol: tder`` / ``fileno``, and
+    pybullet's ``argv[0]=`` line in the notebook's output.
 
     Cause: ``bullet_safety_gym.envs.builder.RedirectStream`` dup2()s the stream's descriptor
     and dlsym()s libc's ``stream.name[1:-1]``; a kernel's ``sys.stderr`` has no real descriptor
     and is named ``stderr``, not ``<stderr>``. The module is imported with the real
-    ``sys.__stderr__`` in place, and the redirect becomes a no-op for streams without one.
+    ``sys.__stderr__`` in place, and the redirect silences the descriptor C code writes to (1 for
+    stdout, 2 for stderr) whatever Python's stream is: pybullet prints ``argv[0]=`` on fd 1 when
+    a client connects, which a kernel (ipykernel captures fd 1) or pytest shows otherwise.
     """
     if "bullet_stream" in _APPLIED:
         return
@@ -99,14 +122,23 @@ def fix_bullet_stream_redirect() -> None:
         _tcdp_safe = True
 
         def __enter__(self):
-            self._active = _has_real_descriptor(self.stream)
-            if self._active:
-                return super().__enter__()
+            self._fd = _stream_fd(self.stream)
+            if self._fd is None:
+                return None
+            with contextlib.suppress(Exception):
+                self.stream.flush()  # Python's buffered output goes out before the redirect
+            _flush_c_streams()
+            self._saved = os.dup(self._fd)
+            sink = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(sink, self._fd)
+            os.close(sink)
             return None
 
         def __exit__(self, *exc):
-            if self._active:
-                return super().__exit__(*exc)
+            if self._fd is not None:
+                _flush_c_streams()  # what C buffered inside the block goes to /dev/null
+                os.dup2(self._saved, self._fd)
+                os.close(self._saved)
             return None
 
     builder.RedirectStream = SafeRedirectStream
