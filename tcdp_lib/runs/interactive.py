@@ -276,7 +276,9 @@ def rollout(task: str, model: TCDP, budget: float, *, beta=None, w_cfg=None, sam
     try:
         policy.reset(1, b)
         if first_plan is not None:
-            _GivenFirstPlan.install(policy, first_plan, obs, b)
+            if first_plan.generator_state is None:
+                raise ValueError("first_plan has no generator state (make it with replan())")
+            policy.start_with(first_plan.plan, obs[None], first_plan.generator_state)
         observations, actions, rewards, costs = [obs], [], [], []
         plans, plan_steps, next_keep = [], [], 0
         frames, frame_steps = [], []
@@ -324,33 +326,6 @@ def rollout(task: str, model: TCDP, budget: float, *, beta=None, w_cfg=None, sam
     finally:
         env.close()
     return so_far()
-
-
-class _GivenFirstPlan:
-    """Stands in for a policy's planner for one call: hands out a plan made beforehand (and moves
-    the policy's noise generator to where planning it would have left it), then puts the real
-    planner back."""
-
-    def __init__(self, policy, given: ReplanResult):
-        self.policy, self.real, self.given = policy, policy.planner, given
-
-    @classmethod
-    def install(cls, policy, given: ReplanResult, obs: np.ndarray, budget: float) -> None:
-        states = given.plan.states
-        if states.shape[0] != 1 or float(given.budget[0]) != budget or not np.array_equal(states[0, 0, 0], obs):
-            raise ValueError("first_plan must be a replan of this rollout's start at its budget (one environment)")
-        if given.generator_state is None:
-            raise ValueError("first_plan has no generator state (make it with replan())")
-        policy.planner = cls(policy, given)
-
-    def plan(self, obs, remaining_budget, generator=None, **_kw):
-        self.policy.planner = self.real
-        if generator is not None:
-            generator.set_state(self.given.generator_state)
-        return self.given.plan
-
-    def __getattr__(self, name):
-        return getattr(self.real, name)
 
 
 class RolloutTask:
@@ -444,6 +419,17 @@ class SweepPoint:
     @property
     def safe(self) -> bool:
         return self.normalized_cost <= 1.0
+
+
+def sweep_at(points, budget: float) -> tuple[float, float]:
+    """``(cost, reward)`` the budget sweep ``points`` puts at ``budget``: the mean episode cost and
+    reward interpolated linearly between the two nearest swept budgets (the end points outside
+    the swept range)."""
+    pts = sorted(points, key=lambda p: p.budget)
+    if not pts:
+        raise ValueError("a budget sweep of at least one budget is needed, got none")
+    b = [p.budget for p in pts]
+    return (float(np.interp(budget, b, [p.cost for p in pts])), float(np.interp(budget, b, [p.reward for p in pts])))
 
 
 def budget_sweep(task: str, model: TCDP, dataset: Dataset, budgets, *, episodes: int, seed: int = 0,

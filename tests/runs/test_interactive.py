@@ -265,8 +265,17 @@ def test_rollout_given_the_first_plan_does_not_plan_it_again(model, monkeypatch)
     np.testing.assert_array_equal(reused.actions, alone.actions)
     np.testing.assert_array_equal(reused.plans[1].states, alone.plans[1].states)
     assert reused.plans[0] is rp.plan
-    with pytest.raises(ValueError, match="first_plan must be a replan of this rollout's start"):
+    with pytest.raises(ValueError, match="the first plan was made for budget 12.*this episode's is 13"):
         I.rollout(TASK, model, 13.0, first_plan=rp, **kw)
+    with pytest.raises(ValueError, match="must start from this episode's first observations"):
+        I.rollout(TASK, model, 12.0, first_plan=rp, start_obs_seed=5, **kw)
+    from tcdp_lib.planner.policy import TCDPPolicy
+
+    policy = TCDPPolicy(model, I.planner_config(model, n_samples=3))
+    policy.reset(1, 12.0)
+    policy.act(rp.plan.states[:, 0, 0], np.zeros(1), np.zeros(1))
+    with pytest.raises(ValueError, match="start_with goes between reset"):  # too late: step 0 is planned
+        policy.start_with(rp.plan, rp.plan.states[:, 0, 0], rp.generator_state)
     calls.clear()  # panel_update plans once per replan too
     I.panel_update(TASK, model, 12.0, seed=4, n_samples=3, rollout_steps=9, replan_every=3)
     assert len(calls) == 3
