@@ -306,11 +306,13 @@ def panel_figures(data_states: np.ndarray, replan, rollout=None, dims=(0, 1), ma
     return plan_fig, (None if rollout is None else rollout_panel(rollout))
 
 
-def budget_sweep_curve(points, dataset, title: str = ""):
+def budget_sweep_curve(points, dataset, title: str = "", mark: float | None = None):
     """Mean episode cost and reward (± one standard deviation over episodes) against the budget.
 
     Left: cost with the line ``cost = budget``. Right: reward with the dataset's episodes at
     their own cost and the feasible frontier (best dataset reward with ``C <= b``) for context.
+    ``mark``: a budget to mark on both curves (a vertical line, and a diamond at the cost and
+    reward the sweep puts there, ``interactive.sweep_at``), as the budget panel does.
     """
     from plotly.subplots import make_subplots
     import plotly.graph_objects as go
@@ -333,6 +335,15 @@ def budget_sweep_curve(points, dataset, title: str = ""):
     fig.add_trace(go.Scatter(x=b, y=[p.reward for p in points], mode="lines+markers", name="TCDP reward",
                              error_y=dict(type="data", array=[p.reward_std for p in points]),
                              line=dict(color="#1f77b4")), row=1, col=2)
+    if mark is not None:
+        from tcdp_lib.runs.interactive import sweep_at
+
+        cost, reward = sweep_at(points, mark)
+        top = max(top, float(mark))
+        for col, y, name in ((1, cost, "cost"), (2, reward, "reward")):
+            fig.add_vline(x=mark, line=dict(color="#2ca02c", dash="dot"), row=1, col=col)
+            fig.add_trace(go.Scatter(x=[mark], y=[y], mode="markers", name=f"b = {mark:g}: {name} {y:.1f}",
+                                     marker=dict(symbol="diamond", size=12, color="#2ca02c")), row=1, col=col)
     pad = 0.05 * top + 1
     fig.update_xaxes(title_text="budget b", range=[-pad, top + pad])
     fig.update_yaxes(title_text="episode cost C", row=1, col=1)

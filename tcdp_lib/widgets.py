@@ -123,9 +123,10 @@ def available_tasks() -> list[str]:
 
 class BudgetPlannerPanel:
     """A budget slider, guidance controls, a task choice and a replan button, each control with a
-    one-line explanation, above two figure areas: the sampled plans (chosen one highlighted,
-    executed path dotted) and the rollout's cumulative cost against the budget line and
-    cumulative reward.
+    one-line explanation, above three figure areas: the sampled plans (chosen one highlighted,
+    executed path dotted), the rollout's cumulative cost against the budget line and cumulative
+    reward, and the budget response (a budget sweep's cost and reward against the budget) with
+    the slider's budget marked on it, once a sweep is given (:meth:`set_response`).
 
     ``panel = BudgetPlannerPanel(dataset, model)``; ``display(panel)`` shows the controls and the
     figure areas; ``panel.update()`` draws once (afterwards, releasing a control redraws). An
@@ -146,6 +147,9 @@ class BudgetPlannerPanel:
         before the first)."""
         self.rollout_task = None
         """The :class:`~tcdp_lib.runs.interactive.RolloutTask` of the last release (``None``: none)."""
+        self.response = None
+        """The budget sweep (``interactive.budget_sweep`` points) the slider's budget is marked on
+        (``None`` until :meth:`set_response`; cleared when the task changes)."""
         self._quiet = False
         task = dataset.task.task_id
         style = {"description_width": "110px"}
@@ -162,8 +166,8 @@ class BudgetPlannerPanel:
                               layout=W.Layout(width="200px"))
         self.replan_button = W.Button(description="replan", button_style="primary", icon="refresh")
         self.status = W.HTML()
-        self.plan_area = self.rollout_area = None
-        """IPython display handles of the two figures (set by ``display(panel)``)."""
+        self.plan_area = self.rollout_area = self.response_area = None
+        """IPython display handles of the three figures (set by ``display(panel)``)."""
         self._set_ranges(rollout_steps, n_samples)
 
         for w in (self.budget, self.w_cfg, self.beta, self.sampling_steps, self.n_samples, self.rollout_steps,
@@ -186,7 +190,7 @@ class BudgetPlannerPanel:
         ])
 
     def _ipython_display_(self) -> None:
-        """``display(panel)``: the controls, then the two figure areas that releases update
+        """``display(panel)``: the controls, then the three figure areas that releases update
         (placeholder figures first, so plotly.js is on the page before the areas)."""
         from IPython.display import display
 
@@ -197,6 +201,8 @@ class BudgetPlannerPanel:
                                  display_id=True)
         self.rollout_area = display(mime_bundle(placeholder("the rollout appears here")), raw=True,
                                     display_id=True)
+        self.response_area = display(mime_bundle(self._response_figure(float(self.budget.value))), raw=True,
+                                     display_id=True)
 
     # -- controls ------------------------------------------------------------------------------
 
@@ -246,7 +252,9 @@ class BudgetPlannerPanel:
             self.status.value = f"<b>cannot switch to {change['new']}</b>: {type(err).__name__}: {err}"
             return
         self.dataset, self.model, self.model_source = dataset, loaded.model, loaded.source
+        self.response = None  # the sweep was of the other task
         self._set_ranges()
+        self._show(self.response_area, self._response_figure(float(self.budget.value)))
         self.update()
 
     # -- drawing -------------------------------------------------------------------------------
@@ -270,6 +278,33 @@ class BudgetPlannerPanel:
         if area is not None and fig is not None:
             area.update({"text/html": f'<div style="height: {fig.layout.height or 450}px"></div>'}, raw=True)
             area.update(mime_bundle(fig), raw=True)
+
+    def set_response(self, points) -> None:
+        """Mark the slider's budget on this budget sweep (``interactive.budget_sweep`` points of the
+        panel's task and model) from now on: the response figure and a line in the status."""
+        points = list(points)
+        if not points:
+            raise ValueError("set_response needs the points of a budget sweep, got none")
+        self.response = points
+        self._show(self.response_area, self._response_figure(float(self.budget.value)))
+
+    def _response_figure(self, b: float):
+        from tcdp_lib import plots
+
+        if not self.response:
+            return plots.placeholder("the budget response appears here once a budget sweep is given "
+                                     "(panel.set_response(points), notebook 05's sweep)", height=200)
+        return plots.budget_sweep_curve(self.response, self.dataset, mark=b,
+                                        title=f"budget response: where b = {b:g} lies on the sweep")
+
+    def _response_line(self, b: float) -> str:
+        """`` · the sweep puts b = ... at cost ..., reward ...`` (empty without a sweep)."""
+        if not self.response:
+            return ""
+        from tcdp_lib.runs.interactive import sweep_at
+
+        cost, reward = sweep_at(self.response, b)
+        return f" &middot; the budget sweep puts b = {b:g} at cost {cost:.1f}, reward {reward:.1f}"
 
     def stop(self) -> None:
         """Cancel the running rollout and wait for it to stop (after its current step)."""
@@ -314,8 +349,11 @@ class BudgetPlannerPanel:
             self.status.value = f"<b>error</b>: {type(err).__name__}: {err}"
             return None
         plan_s = time.perf_counter() - t0
+        if self.response:
+            self._show(self.response_area, self._response_figure(b))
         steps = int(self.rollout_steps.value)
-        head = f"plans at b = {b:g} drawn in {1000 * plan_s:.0f} ms (plan {rp.wall_ms:.0f} ms)"
+        head = (f"plans at b = {b:g} drawn in {1000 * plan_s:.0f} ms (plan {rp.wall_ms:.0f} ms)"
+                f"{self._response_line(b)}")
         if steps == 0:
             self._show(self.rollout_area, plots.placeholder("no rollout (rollout steps = 0)"))
             self.status.value = head + self._model_line()

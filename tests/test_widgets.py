@@ -222,3 +222,28 @@ def test_a_main_thread_simulator_streams_in_the_callback(shipped, monkeypatch):
     panel.budget.value = 9.0
     assert panel.last.rollout.length == 12 and not panel.rollout_task.running  # done when the callback returns
     assert len(seen) == 6 and all(seen)  # plans, cleared, 2 streamed, plans with the path, rollout
+
+
+def test_the_panel_marks_its_budget_on_the_budget_response(shipped):
+    from tcdp_lib.runs.interactive import SweepPoint, sweep_at
+
+    def point(b, cost, reward):
+        return SweepPoint(budget=b, episodes=2, reward=reward, cost=cost, reward_std=0.0, cost_std=0.0,
+                          normalized_reward=0.0, normalized_cost=0.0)
+
+    sweep = [point(40.0, 30.0, 500.0), point(0.0, 2.0, 100.0), point(20.0, 14.0, 300.0)]
+    assert sweep_at(sweep, 10.0) == (8.0, 200.0) and sweep_at(sweep, 80.0) == (30.0, 500.0)
+    panel, log = make_panel(shipped, rollout_steps=0)
+    panel.response_area = log.area("response")
+    panel.budget.value = 10.0
+    assert log.titles("response") == [] and "budget sweep puts" not in panel.status.value  # no sweep yet
+    panel.set_response(sweep)
+    panel.budget.value = 30.0
+    marks = [(t, f) for a, t, f in log.events if a == "response"]
+    assert [t for t, _ in marks] == ["budget response: where b = 10 lies on the sweep",
+                                     "budget response: where b = 30 lies on the sweep"]
+    diamonds = [d for d in marks[-1][1]["data"] if d.get("marker", {}).get("symbol") == "diamond"]
+    assert [(d["x"][0], d["y"][0]) for d in diamonds] == [(30.0, 22.0), (30.0, 400.0)]  # cost, reward at b = 30
+    assert "the budget sweep puts b = 30 at cost 22.0, reward 400.0" in panel.status.value
+    with pytest.raises(ValueError, match="points of a budget sweep"):
+        panel.set_response([])
