@@ -207,17 +207,17 @@ def _cmd_export(args) -> int:
 
 
 def _threads(n: int | None) -> None:
-    if n:
-        import torch
+    """This process's torch threads: ``--threads``, else the workbench default (``device.set_threads``)."""
+    from tcdp_lib.device import set_threads
 
-        torch.set_num_threads(n)
+    set_threads(n)
 
 
 def _cmd_report(args) -> int:
     from tcdp_lib.runs.report import run_report
 
     index = run_report(params_file=Path(args.params), out_root=Path(args.out), name=args.name,
-                       notebooks=args.notebooks or None)
+                       notebooks=args.notebooks or None, threads=args.threads)
     print(f"report index: {index}")
     return 0
 
@@ -282,7 +282,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--batch-size", type=int, default=None)
     t.add_argument("--out", default=None, help="run directory (default: runs/train/TASK/seedN for tcdp, "
                    "runs/train/TASK/METHOD-seedN otherwise); resumed when present")
-    t.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    t.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default: $TCDP_THREADS, else half the CPUs)")
     t.add_argument("--quiet", action="store_true")
     t.set_defaults(func=_cmd_train)
 
@@ -309,7 +310,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--warm-start", type=int, choices=[0, 1], default=None,
                    help="start each plan from the previous one (default: PolicyConfig's)")
     e.add_argument("--out", default=None, help="result folder (default: beside the model, eval/)")
-    e.add_argument("--threads", type=int, default=None)
+    e.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default: $TCDP_THREADS, else half the CPUs)")
     e.add_argument("--quiet", action="store_true")
     e.set_defaults(func=_cmd_evaluate)
 
@@ -335,7 +337,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--skip", nargs="*", default=[], choices=["rollouts", "losses"],
                    help="leave out the simulator rollouts or the offline loss tables")
     d.add_argument("--out", default=None, help="folder for diagnose.json (all results, written atomically)")
-    d.add_argument("--threads", type=int, default=None)
+    d.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default: $TCDP_THREADS, else half the CPUs)")
     d.add_argument("--quiet", action="store_true")
     d.set_defaults(func=_cmd_diagnose)
 
@@ -370,7 +373,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--retries", type=int, default=3,
                    help="with --executor ray: runs again of a cell whose worker died (default 3)")
     b.add_argument("--threads", type=int, default=None,
-                   help="torch CPU threads: of this process (serial), of each cell (ray, default 1)")
+                   help="torch CPU threads: of this process (serial; default $TCDP_THREADS, else half the CPUs), "
+                        "of each cell (ray, default 1)")
     b.add_argument("--quiet", action="store_true")
     b.set_defaults(func=_cmd_benchmark)
 
@@ -389,6 +393,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", default="reports")
     r.add_argument("--name", default=None, help="run name (default: the parameters file's name)")
     r.add_argument("--notebooks", nargs="*", help="only these notebooks")
+    r.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads of each notebook's kernel (default: $TCDP_THREADS, else half the CPUs)")
     r.set_defaults(func=_cmd_report)
     return parser
 

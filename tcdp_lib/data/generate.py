@@ -35,6 +35,7 @@ from tcdp_lib.data.envs import make_env
 from tcdp_lib.data.episodes import split_episodes
 from tcdp_lib.data.frontier import pareto_indices
 from tcdp_lib.data.tasks import get_task
+from tcdp_lib.device import set_threads
 from tcdp_lib.files import file_sha256
 
 STAGE_KEYS = ("observations", "next_observations", "actions", "rewards", "costs", "terminals", "timeouts")
@@ -314,13 +315,12 @@ def _atomic_write_json(path: Path, obj) -> None:
 
 def _run_stages(cfg: GeneratorConfig, work: Path, progress: bool) -> list[dict]:
     """Train PPO stage by stage, saving each stage's episodes; resumes from ``work``."""
-    import torch
     from stable_baselines3 import PPO
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.vec_env import DummyVecEnv
     from tqdm.auto import tqdm
 
-    torch.set_num_threads(1)
+    set_threads(1)  # PPO's small networks: one thread is fastest, and the same on every machine
     work.mkdir(parents=True, exist_ok=True)
     state_path = work / "state.json"
     config_json = cfg.training_json()
@@ -443,7 +443,7 @@ def run_mixture(cfg: GeneratorConfig, work: Path, stages: list[dict], progress: 
         with np.load(path) as z:
             if int(z["lengths"].shape[0]) == cfg.mixture_episodes and list(z["stages"]) == [safe, bold]:
                 return _split_chunk(z), info
-    torch.set_num_threads(1)
+    set_threads(1)  # PPO's small networks: one thread is fastest, and the same on every machine
     torch.manual_seed(cfg.seed)
     policies = [PPO.load(work / f"ppo_{i:04d}.zip", device="cpu").policy for i in (safe, bold)]
     rng = np.random.default_rng([cfg.seed, 7])

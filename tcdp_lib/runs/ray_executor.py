@@ -59,9 +59,9 @@ def _import_ray():
 
 def cell_task(cell: dict, out_root: str, threads: int, device=None) -> dict:
     """The body of one Ray task: the cell's result, run here unless it is already finished."""
-    import torch
+    from tcdp_lib.device import set_threads
 
-    torch.set_num_threads(int(threads))
+    set_threads(int(threads))
     return load_cell_result(Path(out_root), cell) or run_cell(cell, Path(out_root), progress=False, device=device)
 
 

@@ -24,15 +24,17 @@ report of that name stays intact (the partial folder is kept to inspect the fail
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
+import os
 import platform
 import re
 import shutil
 import time
 from pathlib import Path
 
-from tcdp_lib.device import device_name
+from tcdp_lib.device import default_threads, device_name, thread_env
 from tcdp_lib.paths import BENCHMARK_DIR, ROOT, display_path
 
 NOTEBOOK_DIR = ROOT / "notebooks"
@@ -385,9 +387,30 @@ table{{border-collapse:collapse}}tr:nth-child(even){{background:#f4f4f4}}.bench 
     return index
 
 
+@contextlib.contextmanager
+def kernel_threads(n: int):
+    """Within the block, kernels started from this process run on ``n`` threads: the variables of
+    :func:`tcdp_lib.device.thread_env` are set in ``os.environ`` (a kernel inherits it), then
+    restored."""
+    env = thread_env(n)
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def run_report(params_file: Path, out_root: Path = ROOT / "reports", name: str | None = None,
-               notebooks: list[str] | None = None, progress: bool = True) -> Path:
-    """Run the notebooks of ``params_file`` in order; returns the path of the index page."""
+               notebooks: list[str] | None = None, progress: bool = True, threads: int | None = None) -> Path:
+    """Run the notebooks of ``params_file`` in order; returns the path of the index page.
+
+    Each notebook's kernel runs on ``threads`` torch threads (``None``: the workbench default,
+    :func:`tcdp_lib.device.default_threads`), set through its environment (:func:`kernel_threads`)."""
     import papermill as pm
     from tqdm.auto import tqdm
 
@@ -408,7 +431,8 @@ def run_report(params_file: Path, out_root: Path = ROOT / "reports", name: str |
     params_name = display_path(params_file)
     if Path(params_name).is_absolute():  # a file outside the checkout: its name (run.json holds every parameter)
         params_name = Path(params_file).name
-    run = {"name": name, "params_file": params_name, "seed": seed, "device": device_name(),
+    threads = default_threads() if threads is None else threads
+    run = {"name": name, "params_file": params_name, "seed": seed, "device": device_name(), "threads": threads,
            "versions": _versions(), "notebooks": [], "wall_time_s": 0.0}
     _write_plotly_js(work_dir)
     t_run = time.time()
@@ -423,8 +447,9 @@ def run_report(params_file: Path, out_root: Path = ROOT / "reports", name: str |
         title = notebook_title(source, stem)
         t0 = time.time()
         try:
-            pm.execute_notebook(str(source), str(executed.resolve()), parameters=params, kernel_name="python3",
-                                cwd=str(work_dir.resolve()), progress_bar=False)
+            with kernel_threads(threads):
+                pm.execute_notebook(str(source), str(executed.resolve()), parameters=params, kernel_name="python3",
+                                    cwd=str(work_dir.resolve()), progress_bar=False)
         except pm.PapermillExecutionError as err:
             _relative_paths(executed, work_dir)
             _export_html(executed, title)
