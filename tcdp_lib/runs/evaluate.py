@@ -53,6 +53,47 @@ class BudgetSummary:
         return self.normalized_cost <= 1.0
 
 
+def step_episodes(envs, obs: np.ndarray, policy, *, max_steps: float = float("inf"), on_step=None, cancel=None,
+                  progress=None) -> tuple[np.ndarray, np.ndarray, bool]:
+    """The episode loop: step ``policy`` (already ``reset``) in lockstep over ``envs`` from their
+    first observations ``obs (n, obs_dim)`` until every episode ends.
+
+    Each step the policy gets the observations with the previous step's rewards and costs (0 at
+    the first), then each running environment takes its action; the cost is ``info["cost"]``.
+    ``on_step(t, obs, actions, rewards, costs, done)`` sees every step's arrays (``t`` from 1);
+    ``max_steps`` stops after that many steps, ``cancel`` (a ``threading.Event``) once set before
+    the next step. Returns ``(totals (n, 2) of reward and cost, lengths (n,), cancelled)``.
+    :func:`run_episodes` (evaluation) and the notebooks' rollout (a trace of one episode) both
+    run it."""
+    n = len(envs)
+    reward = np.zeros(n)
+    cost = np.zeros(n)
+    totals = np.zeros((n, 2))
+    length = np.zeros(n, dtype=int)
+    active = np.ones(n, dtype=bool)
+    t = 0
+    while active.any() and t < max_steps:
+        if cancel is not None and cancel.is_set():
+            return totals, length, True
+        actions = policy.act(obs, reward, cost)
+        for i in np.flatnonzero(active):
+            o, r, terminated, truncated, info = envs[i].step(actions[i])
+            c = float(info.get("cost", 0.0))
+            obs[i], reward[i], cost[i] = o, r, c
+            totals[i] += (r, c)
+            length[i] += 1
+            if terminated or truncated:
+                active[i] = False
+        t += 1
+        if on_step is not None:
+            on_step(t, obs, actions, reward, cost, ~active)
+        reward[~active] = 0.0
+        cost[~active] = 0.0
+        if progress is not None:
+            progress.update(int(active.sum()))
+    return totals, length, False
+
+
 def run_episodes(task: str, policy, budget: float, n_episodes: int, seed: int, n_envs: int = 10,
                  progress=None) -> list[dict]:
     """Roll out ``n_episodes`` of ``policy`` at ``budget`` in batches of ``n_envs`` environments.
@@ -70,28 +111,9 @@ def run_episodes(task: str, policy, budget: float, n_episodes: int, seed: int, n
         for first in range(0, n_episodes, len(envs)):
             batch = envs[: min(len(envs), n_episodes - first)]
             obs = np.stack([seeded_reset(env, 1000 * seed + first + i)[0] for i, env in enumerate(batch)])
-            n = len(batch)
-            policy.reset(n, budget)
-            reward = np.zeros(n)
-            cost = np.zeros(n)
-            totals = np.zeros((n, 2))
-            length = np.zeros(n, dtype=int)
-            active = np.ones(n, dtype=bool)
-            while active.any():
-                actions = policy.act(obs, reward, cost)
-                for i in np.flatnonzero(active):
-                    o, r, terminated, truncated, info = batch[i].step(actions[i])
-                    c = float(info.get("cost", 0.0))
-                    obs[i], reward[i], cost[i] = o, r, c
-                    totals[i] += (r, c)
-                    length[i] += 1
-                    if terminated or truncated:
-                        active[i] = False
-                reward[~active] = 0.0
-                cost[~active] = 0.0
-                if progress is not None:
-                    progress.update(int(active.sum()))
-            for i in range(n):
+            policy.reset(len(batch), budget)
+            totals, length, _ = step_episodes(batch, obs, policy, progress=progress)
+            for i in range(len(batch)):
                 out.append({"episode": first + i, "reward": float(totals[i, 0]),
                             "cost": float(totals[i, 1]), "length": int(length[i])})
     finally:

@@ -40,6 +40,7 @@ from tcdp_lib.paths import RUNS_DIR, display_path, shipped_model
 from tcdp_lib.planner.planner import Plan, Planner, PlannerConfig
 from tcdp_lib.planner.policy import TCDPPolicy, policy_config
 from tcdp_lib.runs.checkpoint import load_model
+from tcdp_lib.runs.evaluate import step_episodes
 from tcdp_lib.runs.train import SMOKE_MODEL, SMOKE_TRAIN, RunConfig, train_tcdp
 
 PLAN_TARGET_S = 0.5
@@ -285,10 +286,9 @@ def rollout(task: str, model: TCDP, budget: float, *, beta=None, w_cfg=None, sam
         if render_every:
             frames.append(render_frame(env, *frame_size))
             frame_steps.append(0)
-        reward = cost = 0.0
-        done, t = False, 0
+        done, cancelled = False, False
         limit = steps if steps is not None else float("inf")
-        cancelled = False
+        seen = [None]  # the last plan looked at
 
         def so_far():
             return Rollout(
@@ -300,29 +300,26 @@ def rollout(task: str, model: TCDP, budget: float, *, beta=None, w_cfg=None, sam
                 cancelled=cancelled, steps=steps,
             )
 
-        while t < limit and not done:
-            if cancel is not None and cancel.is_set():
-                cancelled = True
-                break
-            previous = policy.last_plan
-            action = policy.act(observations[-1][None], np.array([reward]), np.array([cost]))[0]
-            if plans_every and policy.last_plan is not previous and t >= next_keep:
+        def trace(t, obs_now, action, reward, cost, ended):  # one step of the episode loop
+            nonlocal next_keep, done
+            if plans_every and policy.last_plan is not seen[0] and t - 1 >= next_keep:  # planned at step t - 1
                 plans.append(policy.last_plan)
-                plan_steps.append(t)
-                next_keep = (t // plans_every + 1) * plans_every
-            obs, reward, terminated, truncated, info = env.step(action)
-            cost = float(info.get("cost", 0.0))
-            t += 1
-            observations.append(np.asarray(obs, np.float32))
-            actions.append(np.asarray(action, np.float32))
-            rewards.append(float(reward))
-            costs.append(cost)
-            done = bool(terminated or truncated)
+                plan_steps.append(t - 1)
+                next_keep = ((t - 1) // plans_every + 1) * plans_every
+            seen[0] = policy.last_plan
+            observations.append(obs_now[0].copy())
+            actions.append(np.asarray(action[0], np.float32))
+            rewards.append(float(reward[0]))
+            costs.append(float(cost[0]))
+            done = bool(ended[0])
             if render_every and t % render_every == 0:
                 frames.append(render_frame(env, *frame_size))
                 frame_steps.append(t)
             if on_progress is not None and progress_every and t % progress_every == 0 and t < limit and not done:
                 on_progress(so_far())
+
+        _, _, cancelled = step_episodes([env], obs[None].copy(), policy, max_steps=limit, on_step=trace,
+                                        cancel=cancel)
     finally:
         env.close()
     return so_far()

@@ -326,3 +326,17 @@ def test_widgets_module_is_light_and_nothing_imports_it():
             if any(n == "tcdp_lib.widgets" or n.startswith("tcdp_lib.widgets.") for n in names):
                 users.append(path.name)
     assert users == []
+
+
+def test_the_rollout_steps_through_the_evaluation_loop(model, monkeypatch):
+    """One episode loop: the rollout is a trace of ``evaluate.step_episodes``, not a loop of its own."""
+    import inspect
+
+    from tcdp_lib.runs import evaluate
+
+    assert ".step(" not in inspect.getsource(I)
+    calls = []
+    real = evaluate.step_episodes
+    monkeypatch.setattr(I, "step_episodes", lambda *a, **k: calls.append(k.get("max_steps")) or real(*a, **k))
+    ro = I.rollout(TASK, model, 10.0, seed=0, steps=5, n_samples=2)
+    assert calls == [5] and ro.length == 5
