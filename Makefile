@@ -12,7 +12,7 @@ PARAMS ?= reports/params/default.yaml
 export MUJOCO_GL ?= egl
 export SDL_VIDEODRIVER ?= dummy
 
-.PHONY: install report report-full test clean-venv
+.PHONY: install browser report report-full test clean-venv
 
 install: $(STAMP)
 
@@ -35,8 +35,21 @@ report: install
 report-full: install
 	$(VENV)/bin/tcdp report --params reports/params/full.yaml
 
-test: install
+test: install browser
 	$(PY) -m pytest tests -q
+
+# tests/test_panel_browser.py drives JupyterLab in headless Chromium through chromedriver, both
+# Debian's packages (nothing downloads a browser at run time). Installed here when missing and
+# run as root (CI); otherwise a note, and the test skips outside CI.
+browser:
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing Debian's chromium and chromium-driver (the browser test)"; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; \
+	else \
+		echo "note: the browser test needs /usr/bin/chromium and /usr/bin/chromedriver" \
+		     "(sudo apt-get install chromium chromium-driver); without them it is skipped outside CI"; \
+	fi
 
 clean-venv:
 	rm -rf $(VENV)
