@@ -1,7 +1,7 @@
 """Latency of notebook 05's budget panel: slider release -> plans drawn, and -> last redraw.
 
     python benchmarks/panel_latency.py [--model data/checkpoints/OfflineBallCircle-v0/model.pt]
-                                       [--threads 1] [--budgets 0 10 20 40 80] [--stream-every 20]
+                                       [--threads N] [--budgets 0 10 20 40 80] [--stream-every 20]
 
 Builds the panel headless (``tcdp_lib.widgets.BudgetPlannerPanel``) on the shipped BallCircle
 model, as notebook 05 does (plotly mimetype renderer, placeholder figures first), with its two
@@ -73,11 +73,14 @@ def release(panel, areas, act) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default=None, help="model file (default: the shipped BallCircle checkpoint)")
-    ap.add_argument("--threads", type=int, default=1, help="torch threads (notebook 05's smoke run uses 1)")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch threads (default: the workbench's, $TCDP_THREADS else half the CPUs)")
     ap.add_argument("--budgets", type=float, nargs="+", default=[0.0, 10.0, 20.0, 40.0, 80.0])
     ap.add_argument("--stream-every", type=int, default=20, help="rollout steps between two redraws")
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
+    from tcdp_lib.device import set_threads
+
+    set_threads(args.threads)
 
     from tcdp_lib import plots
     from tcdp_lib.data.dataset import load_dataset
