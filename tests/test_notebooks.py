@@ -10,6 +10,7 @@ import yaml
 from tcdp_lib.data.card import budget_figures
 from tcdp_lib.data.dataset import load_dataset
 from tcdp_lib.data.tasks import get_task
+from tcdp_lib.device import default_threads
 from tcdp_lib.paths import ROOT, shipped_model
 from tcdp_lib.runs.report import NotebookFailed, notebook_source, run_report
 from tcdp_lib.runs.train import budget_prior_max, default_model_config
@@ -52,6 +53,10 @@ def test_notebook_keys_with_a_label():
 def test_report_layout(smoke_report):
     run = json.loads((smoke_report / "run.json").read_text())
     assert run["device"] in ("cpu",) or run["device"].startswith("cuda")
+    # every kernel runs on the report's thread count (the workbench default here), unless its
+    # parameters say otherwise (the smoke run's 05 asks for 1)
+    assert run["threads"] == default_threads()
+    assert _figs(smoke_report, "04_training")["torch_threads"] == run["threads"]
     assert run["versions"]["dsrl"] == "0.1.0"
     for item in run["notebooks"]:
         stem = Path(item["notebook"]).stem
