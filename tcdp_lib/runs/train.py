@@ -123,7 +123,9 @@ TASK_BUDGET_SAMPLING = {
 """Per task, CTGDA's window and budget sampling (``BudgetConfig.cost_balance``, ``prior_power``)
 where the default's uniform draw leaves the regime of its smallest budget rare: only for tasks
 whose *cheap* episodes are the rare ones (balancing a task whose rare episodes are the costly
-ones made BallRun, CarCircle and PointCircle1 ignore the budget)."""
+ones made BallRun, CarCircle and PointCircle1 ignore the budget; measured again with the cost
+model blind to ``b_t``, seed 0, 20 episodes: CarCircle normalised cost 2.32 / 1.42 / 0.75 against
+1.26 / 0.83 / 0.76 with uniform windows, PointCircle1 4.03 / 2.34 / 1.23 against 3.64 / 1.62 / 1.04)."""
 
 
 def default_model_config(task: str) -> TCDPConfig:
