@@ -141,6 +141,8 @@ def test_budget_planner_notebook_records_latency_sweep_and_rollout(smoke_report,
         assert p["episodes"] == 2 and len(p["episode_costs"]) == 2
         assert np.isfinite([p["reward"], p["cost"], p["normalized_reward"], p["normalized_cost"]]).all()
         assert p["cost"] == pytest.approx(np.mean(p["episode_costs"])) and p["safe"] == (p["normalized_cost"] <= 1)
+    timing = figs["sweep_time_s"]  # announced before the sweep, measured after it
+    assert timing["expected"] > 0 and timing["measured"] > 0 and timing["live"] >= 1
     ro = figs["rollout"]
     assert ro["length"] > 0 and np.isfinite([ro["reward"], ro["cost"]]).all() and ro["cost"] >= 0
     assert ro["frames"] >= 2 and ro["plans_kept"] >= 1

@@ -33,7 +33,7 @@ from typing import Any, Callable
 import numpy as np
 
 from tcdp_lib.data.dataset import Dataset
-from tcdp_lib.data.envs import global_numpy_seed, make_env, render_frame, seeded_reset
+from tcdp_lib.data.envs import global_numpy_seed, make_env, max_live_envs, render_frame, seeded_reset
 from tcdp_lib.errors import check_budget
 from tcdp_lib.method.model import TCDP
 from tcdp_lib.paths import RUNS_DIR, display_path, shipped_model
@@ -427,6 +427,44 @@ def sweep_at(points, budget: float) -> tuple[float, float]:
         raise ValueError("a budget sweep of at least one budget is needed, got none")
     b = [p.budget for p in pts]
     return (float(np.interp(budget, b, [p.cost for p in pts])), float(np.interp(budget, b, [p.reward for p in pts])))
+
+
+def sweep_steps(task: str, dataset: Dataset, budgets, *, episodes: int, n_envs: int) -> tuple[int, int]:
+    """``(lockstep steps, live environments)`` of a budget sweep at most: per budget, ``ceil(episodes
+    / live)`` batches of a whole episode, ``live`` the environments stepped together
+    (``max_live_envs``: MetaDrive one)."""
+    live = max_live_envs(task, min(int(n_envs), int(episodes)))
+    batches = -(-int(episodes) // live)
+    return len(list(budgets)) * batches * dataset.task.max_episode_steps, live
+
+
+def expected_sweep_s(task: str, model: TCDP, dataset: Dataset, budgets, *, episodes: int, n_envs: int = 10,
+                     n_samples: int | None = None, replan_every: int | None = None, seed: int = 0,
+                     sim_steps: int = 20) -> tuple[float, dict]:
+    """Seconds :func:`budget_sweep` is expected to take here, announced before it runs: its lockstep
+    steps (:func:`sweep_steps`, episodes ending early not counted) times a timed replan of all
+    live environments (every ``replan_every`` steps) plus their timed simulator steps. Returns
+    ``(seconds, parts)`` with the parts (``steps``, ``live``, ``plan_s``, ``sim_step_s``)."""
+    steps, live = sweep_steps(task, dataset, budgets, episodes=episodes, n_envs=n_envs)
+    every = policy_config(replan_every).replan_every
+    start = start_observation(task, seed)
+    replan(model, start, 0.0, seed=seed, n_samples=n_samples)  # the first call pays one-off costs
+    t0 = time.perf_counter()
+    replan(model, np.repeat(start[None], live, 0), float(dataset.meta.budgets[0]), seed=seed, n_samples=n_samples)
+    plan_s = time.perf_counter() - t0
+    env, obs = seeded_start(task, seed)
+    try:
+        class Still:  # zero actions: the simulator's own time per step
+            def act(self, obs, reward, cost):
+                return np.zeros((1, *env.action_space.shape), dtype=np.float32)
+
+        t0 = time.perf_counter()
+        _, length, _ = step_episodes([env], obs[None].copy(), Still(), max_steps=sim_steps)
+        sim_step_s = (time.perf_counter() - t0) / max(int(length[0]), 1)
+    finally:
+        env.close()
+    parts = {"steps": steps, "live": live, "plan_s": plan_s, "sim_step_s": sim_step_s, "replan_every": every}
+    return steps * (plan_s / every + live * sim_step_s), parts
 
 
 def budget_sweep(task: str, model: TCDP, dataset: Dataset, budgets, *, episodes: int, seed: int = 0,

@@ -340,3 +340,13 @@ def test_the_rollout_steps_through_the_evaluation_loop(model, monkeypatch):
     monkeypatch.setattr(I, "step_episodes", lambda *a, **k: calls.append(k.get("max_steps")) or real(*a, **k))
     ro = I.rollout(TASK, model, 10.0, seed=0, steps=5, n_samples=2)
     assert calls == [5] and ro.length == 5
+
+
+def test_a_sweep_says_how_long_it_will_take(model, ds):
+    steps, live = I.sweep_steps(TASK, ds, [0, 10, 20], episodes=5, n_envs=2)
+    assert live == 2 and steps == 3 * 3 * ds.task.max_episode_steps  # 3 batches of 2, 2, 1 per budget
+    assert I.sweep_steps(TASK, ds, [0], episodes=3, n_envs=10) == (ds.task.max_episode_steps, 3)
+    est, parts = I.expected_sweep_s(TASK, model, ds, [0, 10], episodes=3, n_envs=2, n_samples=2, replan_every=4)
+    assert parts["steps"] == 2 * 2 * ds.task.max_episode_steps and parts["live"] == 2 and parts["replan_every"] == 4
+    assert parts["plan_s"] > 0 and parts["sim_step_s"] > 0
+    assert est == pytest.approx(parts["steps"] * (parts["plan_s"] / 4 + 2 * parts["sim_step_s"]))
