@@ -13,7 +13,8 @@ kernels, a benchmark cell) takes :func:`default_threads` torch threads unless to
 ``$TCDP_THREADS`` when set, else half of this machine's CPUs (at least 1). Two processes side by
 side (a report beside a training run, a notebook kernel beside a benchmark) then share the cores;
 with torch's default (every CPU per process) their thread pools oversubscribe the cores and each
-runs many times slower than its fair share (a report beside a training run on 2 cores: 16x).
+runs many times slower than its fair share (notebook 04 beside a training run on 2 cores, 2 threads
+each: 18 times its time alone; ``benchmarks/shared_machine.py``).
 ``--threads`` on the command line and the notebooks' ``torch_threads`` parameter override it.
 
 Imports only torch (lazily), like :mod:`tcdp_lib.files`.

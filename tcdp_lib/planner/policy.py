@@ -74,19 +74,17 @@ class TCDPPolicy:
         device = self.model.obs_mean.device
         self.generator = torch.Generator(device=device).manual_seed(self.config.seed)
 
-    def start_with(self, plan: Plan, obs, generator_state: torch.Tensor) -> None:
-        """Act at step 0 on ``plan`` instead of planning it: a plan made beforehand from ``obs``
-        (``(n_envs, obs_dim)``, the episode's first observations) at the episode budget with this
-        policy's planner settings and seed, and ``generator_state`` the noise generator's state
-        after it (``torch.Generator.get_state()``). The episode is then the one the policy would
-        have run by itself (the budget panel draws its plans first and reuses them this way)."""
-        obs = np.asarray(obs, dtype=np.float32)
-        states = plan.states
+    def start_with(self, plan: Plan, generator_state: torch.Tensor) -> None:
+        """Act at step 0 on ``plan`` instead of planning it: a plan made beforehand from the
+        episode's first observations at the episode budget with this policy's planner settings and
+        seed, and ``generator_state`` the noise generator's state after it
+        (``torch.Generator.get_state()``). The episode is then the one the policy would have run by
+        itself (the budget panel draws its plans first and reuses them this way). The first
+        ``act`` checks that the plan starts from the observations it is given."""
         if self.n_envs is None or self.t != 0:
             raise SettingError("start_with goes between reset() and the first act()")
-        if states.shape[0] != self.n_envs or not np.array_equal(states[:, 0, 0], obs.reshape(self.n_envs, -1)):
-            raise SettingError(f"the first plan must start from this episode's first observations "
-                               f"({self.n_envs} environment(s)); it starts elsewhere or has {states.shape[0]}")
+        if plan.states.shape[0] != self.n_envs:
+            raise SettingError(f"the first plan has {plan.states.shape[0]} environment(s), this episode {self.n_envs}")
         if not np.allclose(plan.remaining_budget, self.budget * self.planner.budget_fraction):
             made = ", ".join(f"{b:g}" for b in np.asarray(plan.remaining_budget) / self.planner.budget_fraction)
             raise SettingError(f"the first plan was made for budget {made}, this episode's is {self.budget:g}")
@@ -114,7 +112,8 @@ class TCDPPolicy:
             self.last_plan, state = self._given
             self._given = None
             if not np.array_equal(self.last_plan.states[:, 0, 0], obs):
-                raise SettingError("start_with's plan starts elsewhere than the first observation given to act()")
+                raise SettingError("the first plan must start from this episode's first observations; "
+                                   "start_with's plan starts elsewhere")
             self.generator.set_state(state)
             actions = self.last_plan.actions
         elif offset == 0 or self.last_plan is None:

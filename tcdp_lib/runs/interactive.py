@@ -279,7 +279,7 @@ def rollout(task: str, model: TCDP, budget: float, *, beta=None, w_cfg=None, sam
         if first_plan is not None:
             if first_plan.generator_state is None:
                 raise ValueError("first_plan has no generator state (make it with replan())")
-            policy.start_with(first_plan.plan, obs[None], first_plan.generator_state)
+            policy.start_with(first_plan.plan, first_plan.generator_state)
         observations, actions, rewards, costs = [obs], [], [], []
         plans, plan_steps, next_keep = [], [], 0
         frames, frame_steps = [], []

@@ -24,7 +24,6 @@ report of that name stays intact (the partial folder is kept to inspect the fail
 
 from __future__ import annotations
 
-import contextlib
 import html
 import json
 import os
@@ -33,6 +32,7 @@ import re
 import shutil
 import time
 from pathlib import Path
+from unittest import mock
 
 from tcdp_lib.device import default_threads, device_name, thread_env
 from tcdp_lib.paths import BENCHMARK_DIR, ROOT, display_path
@@ -387,22 +387,11 @@ table{{border-collapse:collapse}}tr:nth-child(even){{background:#f4f4f4}}.bench 
     return index
 
 
-@contextlib.contextmanager
 def kernel_threads(n: int):
-    """Within the block, kernels started from this process run on ``n`` threads: the variables of
-    :func:`tcdp_lib.device.thread_env` are set in ``os.environ`` (a kernel inherits it), then
-    restored."""
-    env = thread_env(n)
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    """Within the block (a context manager), kernels started from this process run on ``n``
+    threads: the variables of :func:`tcdp_lib.device.thread_env` are set in ``os.environ`` (a
+    kernel inherits it), then restored."""
+    return mock.patch.dict(os.environ, thread_env(n))
 
 
 def run_report(params_file: Path, out_root: Path = ROOT / "reports", name: str | None = None,

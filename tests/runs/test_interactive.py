@@ -275,7 +275,7 @@ def test_rollout_given_the_first_plan_does_not_plan_it_again(model, monkeypatch)
     policy.reset(1, 12.0)
     policy.act(rp.plan.states[:, 0, 0], np.zeros(1), np.zeros(1))
     with pytest.raises(ValueError, match="start_with goes between reset"):  # too late: step 0 is planned
-        policy.start_with(rp.plan, rp.plan.states[:, 0, 0], rp.generator_state)
+        policy.start_with(rp.plan, rp.generator_state)
     calls.clear()  # panel_update plans once per replan too
     I.panel_update(TASK, model, 12.0, seed=4, n_samples=3, rollout_steps=9, replan_every=3)
     assert len(calls) == 3
