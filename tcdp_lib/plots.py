@@ -436,3 +436,28 @@ def benchmark_bars(table, task: str, title: str = ""):
     fig.add_hline(y=1.0, line=dict(color="black", dash="dash"), row=1, col=2)
     fig.update_layout(barmode="group", title=title or task, template="plotly_white", height=380)
     return fig
+
+
+def beta_budget_heatmaps(grid, task: str, title: str = ""):
+    """The ablation study's beta sweep for one task: mean normalised reward (left) and cost
+    (right) over seeds, beta down, budget across (``runs.ablations.beta_grid`` rows), each cell
+    written out; a cost above 1 (unsafe) is marked with a cross."""
+    from plotly.subplots import make_subplots
+    import plotly.graph_objects as go
+
+    g = grid[grid["task"] == task]
+    reward = g.pivot(index="beta", columns="budget", values="reward").sort_index()
+    cost = g.pivot(index="beta", columns="budget", values="cost").sort_index()
+    x = [f"b={b:g}" for b in reward.columns]
+    y = [f"beta {b:g}" for b in reward.index]
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("normalised reward", "normalised cost (x: above 1, unsafe)"),
+                        horizontal_spacing=0.16)
+    fig.add_trace(go.Heatmap(z=reward.to_numpy(), x=x, y=y, colorscale="Blues", colorbar=dict(x=0.42),
+                             text=np.vectorize(lambda v: f"{v:.3f}")(reward.to_numpy()), texttemplate="%{text}",
+                             hovertemplate="%{y}, %{x}: reward %{z:.3f}<extra></extra>"), row=1, col=1)
+    marks = np.vectorize(lambda v: f"{v:.2f}" + (" x" if v > 1 else ""))(cost.to_numpy())
+    fig.add_trace(go.Heatmap(z=cost.to_numpy(), x=x, y=y, colorscale="Reds", zmin=0, zmax=max(1.5, float(np.nanmax(cost.to_numpy()))),
+                             text=marks, texttemplate="%{text}",
+                             hovertemplate="%{y}, %{x}: cost %{z:.2f}<extra></extra>"), row=1, col=2)
+    fig.update_layout(title=title or f"{task}: beta x budget", template="plotly_white", height=120 + 60 * len(y))
+    return fig

@@ -81,8 +81,10 @@ def test_every_notebook_records_with_the_helper_and_has_no_copy_of_the_old_cell(
 def test_smoke_sizes_are_in_smoke_yaml_not_in_notebook_code():
     readers = {p.stem: _names(_code(p)).count("smoke") for p in NOTEBOOKS}
     # Only the model and grid choices read the switch: 04 trains the tiny model, 05 trains it when
-    # no checkpoint is shipped, 06 runs (and names, and lists the cells of) the smoke preset's grid.
-    assert {k: v for k, v in readers.items() if v} == {"04_training": 1, "05_budget_planner": 1, "06_benchmark": 3}
+    # no checkpoint is shipped, 06 runs (and names, and lists the cells of) the smoke preset's grid,
+    # 07 runs (and names) the ablation grid of smoke models.
+    assert {k: v for k, v in readers.items() if v} == {"04_training": 1, "05_budget_planner": 1, "06_benchmark": 3,
+                                                       "07_ablations": 3}
     assert "train_if_missing=smoke" in _code(_notebook("05_budget_planner"))
     params = {p.name: _cells(p, "code")[0].source for p in NOTEBOOKS}
     for key, sizes in SMOKE.items():
@@ -138,6 +140,8 @@ REFERENCES = {
     "05_budget_planner": ("AAMAS 2025", "Ho and Tim Salimans", "Contrastive Energy Prediction", "Janner", "Ajay",
                           "Denoising Diffusion Implicit Models", "Datasets and Benchmarks for Offline Safe"),
     "06_benchmark": ("AAMAS 2025", "Real-Time Budget Constraints", "Constrained Decision Transformer",
+                     "Datasets and Benchmarks for Offline Safe"),
+    "07_ablations": ("AAMAS 2025", "Ho and Tim Salimans", "Contrastive Energy Prediction",
                      "Datasets and Benchmarks for Offline Safe"),
 }
 

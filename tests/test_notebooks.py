@@ -160,3 +160,14 @@ def test_benchmark_notebook_tabulates_every_method(smoke_report):
     assert all(r["safe"] == (r["cost"] <= 1.0) for r in figs["table"])
     assert (smoke_report / "benchmark_table.csv").exists() and (smoke_report / "benchmark_table.json").exists()
     assert figs["missing_cells"] == [] and figs["tasks_in_average"] == figs["tasks"]
+
+
+def test_ablation_notebook_runs_every_arm_and_reads_the_beta_sweep(smoke_report):
+    figs = _figs(smoke_report, "07_ablations")
+    assert figs["cells"] == 8 and figs["missing_cells"] == []
+    assert set(figs["arms"]) == {"tcdp", "no_ctgda", "no_qn", "cfg_only", "energy_only", "beta_0.5", "beta_2",
+                                 "beta_4"}
+    assert sorted({r["beta"] for r in figs["beta_grid"]}) == [0.0, 0.5, 1.0, 2.0, 4.0]
+    assert len(figs["beta_grid"]) == 5 * 3 and len(figs["one_beta"]) == 3
+    assert {r["arm"] for r in figs["effects"]} == {"no_ctgda", "no_qn", "cfg_only", "energy_only"}
+    assert len(figs["conclusions"]) == 4 + 1  # one per part left out, one on the beta sweep

@@ -1,0 +1,174 @@
+"""The ablation study read back: what each part of TCDP contributes, and whether one beta serves
+every budget (``tcdp benchmark --preset ablations``; notebook 07 draws it).
+
+The grid's arms (``benchmark._ablation_arms``) are TCDP, two trained ablations (``no_ctgda``:
+hindsight budget labels; ``no_qn``: the value head on the raw scaled reward-to-go), two planning
+ablations on TCDP's model (``cfg_only``: beta 0; ``energy_only``: ``w_cfg`` 0, the backbone never
+sees the budget) and a beta sweep on TCDP's model (``cfg_only``, ``beta_0.5``, ``tcdp``,
+``beta_2``, ``beta_4`` at the task's ``w_cfg``). Everything here is computed from the cells'
+``result.json`` files through :func:`~tcdp_lib.runs.benchmark.results_frame`: the words the
+notebook prints are built from the measured numbers, never written ahead of them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tcdp_lib.runs.benchmark import benchmark_table
+
+ARMS = {
+    "tcdp": "TCDP",
+    "no_ctgda": "without CTGDA (hindsight budget labels)",
+    "no_qn": "without QN (value on the raw reward-to-go)",
+    "cfg_only": "CFG only (beta 0: no energy guidance)",
+    "energy_only": "energy only (w_cfg 0: no budget condition in the backbone)",
+}
+"""The study's arms other than the beta sweep, in the order they are discussed."""
+
+SAFE_COST = 1.0
+"""A (task, budget) row is safe when its mean normalised cost is at most this (DSRL)."""
+
+
+def arm_order(frame) -> list[str]:
+    """The arms present in ``frame``: :data:`ARMS` first, then the beta arms by beta."""
+    present = list(dict.fromkeys(frame["method"]))
+    first = [a for a in ARMS if a in present]
+    rest = sorted((a for a in present if a not in ARMS), key=lambda a: (_beta_of_label(a), a))
+    return first + rest
+
+
+def _beta_of_label(label: str) -> float:
+    try:
+        return float(label.split("_", 1)[1]) if label.startswith("beta_") else np.inf
+    except ValueError:
+        return np.inf
+
+
+def ablation_table(frame):
+    """``benchmark_table`` of the study (per task, budget and arm: mean and std over seeds of the
+    normalised reward and cost, ``safe``), arms in :func:`arm_order`."""
+    return benchmark_table(frame, tuple(arm_order(frame)))
+
+
+def arm_effects(table):
+    """Per (task, ablation: an arm of :data:`ARMS` other than ``tcdp``): the arm's normalised
+    reward and cost minus TCDP's, averaged over the budgets both have, and the number of budgets
+    each is safe at. Tasks without a ``tcdp`` result are left out; the beta arms are
+    :func:`beta_grid`'s."""
+    import pandas as pd
+
+    body = table[table["task"] != "average"].copy()
+    body["method"] = body["method"].astype(str)
+    rows = []
+    for task, g in body.groupby("task", sort=False):
+        ref = g[g["method"] == "tcdp"].set_index("budget")
+        if ref.empty:
+            continue
+        parts = g[g["method"].isin([a for a in ARMS if a != "tcdp"])]
+        for arm, a in parts.groupby("method", sort=False):
+            a = a.set_index("budget")
+            common = a.index.intersection(ref.index)
+            if common.empty:
+                continue
+            rows.append({
+                "task": task, "arm": arm, "budgets": len(common),
+                "reward_change": float((a.loc[common, "reward"] - ref.loc[common, "reward"]).mean()),
+                "cost_change": float((a.loc[common, "cost"] - ref.loc[common, "cost"]).mean()),
+                "safe_budgets": int(a.loc[common, "safe"].sum()),
+                "tcdp_safe_budgets": int(ref.loc[common, "safe"].sum()),
+            })
+    return pd.DataFrame(rows, columns=["task", "arm", "budgets", "reward_change", "cost_change", "safe_budgets",
+                                       "tcdp_safe_budgets"])
+
+
+def beta_grid(frame):
+    """The beta sweep: per (task, beta, budget) the mean over seeds of the normalised reward and
+    cost of TCDP's model at its task's ``w_cfg``, with the number of seeds. The cells are those of
+    TCDP's trained model whose ``w_cfg`` is the ``tcdp`` arm's (so ``energy_only`` is left out)."""
+    import pandas as pd
+
+    f = frame[frame["trained_method"] == "tcdp"]
+    keep = []
+    for task, g in f.groupby("task", sort=False):
+        w = g.loc[g["method"] == "tcdp", "w_cfg"]
+        if w.empty:
+            continue
+        keep.append(g[np.isclose(g["w_cfg"], w.iloc[0])])
+    if not keep:
+        return pd.DataFrame(columns=["task", "beta", "budget", "reward", "cost", "seeds"])
+    f = pd.concat(keep)
+    g = f.groupby(["task", "beta", "budget"])
+    return pd.DataFrame({"reward": g["normalized_reward"].mean(), "cost": g["normalized_cost"].mean(),
+                         "seeds": g["seed"].nunique()}).reset_index()
+
+
+def one_beta(grid, beta: float):
+    """Does ``beta`` serve every budget? Per (task, budget): the best-rewarded safe beta of the
+    sweep, ``beta``'s reward and cost there, and its shortfall against that best (0 when it is the
+    best; NaN when no beta is safe at that budget)."""
+    import pandas as pd
+
+    rows = []
+    for (task, b), g in grid.groupby(["task", "budget"], sort=False):
+        safe = g[g["cost"] <= SAFE_COST]
+        at = g[np.isclose(g["beta"], beta)]
+        best = safe.loc[safe["reward"].idxmax()] if not safe.empty else None
+        rows.append({
+            "task": task, "budget": b,
+            "best_beta": np.nan if best is None else float(best["beta"]),
+            "best_reward": np.nan if best is None else float(best["reward"]),
+            "reward": float(at["reward"].iloc[0]) if not at.empty else np.nan,
+            "cost": float(at["cost"].iloc[0]) if not at.empty else np.nan,
+        })
+    out = pd.DataFrame(rows, columns=["task", "budget", "best_beta", "best_reward", "reward", "cost"])
+    out["safe"] = out["cost"] <= SAFE_COST
+    out["shortfall"] = out["best_reward"] - out["reward"]
+    return out
+
+
+def conclusions(table, grid, beta: float) -> list[str]:
+    """Sentences, one per (task, arm) and one per task for the beta sweep, built from the measured
+    table: what leaving each part out changed, and whether ``beta`` served every budget."""
+    lines = []
+    for r in arm_effects(table).itertuples():
+        name = ARMS.get(r.arm, r.arm)
+        verdict = _verdict(r.reward_change, r.cost_change, r.safe_budgets, r.tcdp_safe_budgets)
+        lines.append(f"{r.task}, {name}: reward {r.reward_change:+.3f}, cost {r.cost_change:+.2f} against TCDP "
+                     f"(mean over {r.budgets} budgets); safe at {r.safe_budgets} of {r.budgets} budgets, TCDP at "
+                     f"{r.tcdp_safe_budgets}: {verdict}.")
+    for task, g in one_beta(grid, beta).groupby("task", sort=False):
+        measured = sorted(grid.loc[grid["task"] == task, "beta"].unique())
+        if len(measured) < 2:
+            lines.append(f"{task}: only beta {', '.join(f'{b:g}' for b in measured)} measured so far: "
+                         "no beta sweep to compare.")
+            continue
+        unsafe = [f"{b:g}" for b in g.loc[~g["safe"], "budget"]]
+        worst = g["shortfall"].max()
+        bests = ", ".join(f"b={b:g}: {'none safe' if np.isnan(x) else f'{x:g}'}" for b, x in zip(g["budget"], g["best_beta"]))
+        if unsafe:
+            lines.append(f"{task}: beta {beta:g} is unsafe at b = {', '.join(unsafe)}; the best safe beta per budget: {bests}.")
+        else:
+            lines.append(f"{task}: beta {beta:g} is safe at every budget and at most {worst:.3f} normalised reward "
+                         f"below the best safe beta of each budget among betas {', '.join(f'{b:g}' for b in measured)} "
+                         f"({bests}).")
+    return lines
+
+
+def _verdict(d_reward: float, d_cost: float, safe: int, tcdp_safe: int, reward_tol: float = 0.01,
+             cost_tol: float = 0.05) -> str:
+    """What leaving one part out changed, in words (changes below ``reward_tol`` / ``cost_tol``
+    in normalised reward / cost count as none)."""
+    said = []
+    if safe < tcdp_safe:
+        said.append("without it, unsafe at more budgets")
+    elif safe > tcdp_safe:
+        said.append("without it, safe at more budgets")
+    if d_reward < -reward_tol:
+        said.append("without it, less reward")
+    elif d_reward > reward_tol:
+        said.append("without it, more reward")
+    if d_cost < -cost_tol:
+        said.append("without it, less cost")
+    elif d_cost > cost_tol:
+        said.append("without it, more cost")
+    return "; ".join(said) if said else "no change beyond the tolerances (the part does not show here)"
