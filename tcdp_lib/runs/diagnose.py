@@ -62,7 +62,9 @@ SECTIONS = {
     "execution": (
         "Execution (planned vs realised)",
         "plan_error well below step_size means the agent reaches the states its plan predicts; "
-        "a jitter_ratio near 1 means actions are as smooth as the data's, far above 1 that plans flip between steps.",
+        "a jitter_ratio near 1 means actions are as smooth as the data's, far above 1 that plans flip between steps; "
+        "predicted_cost_to_go near realised_cost_to_go (the chosen plans' cost model against what the episode "
+        "then spent) means the choice among plans sees the spending ahead, below it that the choice is optimistic.",
     ),
     "denoising": (
         "Denoising loss by noise level k",
@@ -221,8 +223,11 @@ class StepRecorder:
     ``last_plan.best_states[:, offset + 1]`` (``offset`` the step within the replan chunk, capped
     at the horizon as the policy does); at the next ``act`` it measures the distance from the
     observation reached to that state, in normalised units (``/ obs_std``), and the length of
-    the step actually taken, in the same units. One list of per-step arrays per ``reset``
-    (batch of environments); :meth:`summary` keeps only steps of live episodes.
+    the step actually taken, in the same units. At each replan it also notes the chosen plan's
+    predicted cost-to-go (``Plan.costs``; NaN without a cost model) and the costs the episode
+    pays, to set the prediction beside the cost the episode then spent from that step on. One
+    list of per-step arrays per ``reset`` (batch of environments); :meth:`summary` keeps only
+    steps of live episodes.
     """
 
     def __init__(self, policy):
@@ -237,7 +242,8 @@ class StepRecorder:
         self.t = 0
         self._pred = None
         self._prev = None
-        self._cur = {"n": int(n_envs), "error": [], "step": [], "offset": [], "actions": []}
+        self._cur = {"n": int(n_envs), "error": [], "step": [], "offset": [], "actions": [], "paid": [],
+                     "predicted_ctg": []}
         self.batches.append(self._cur)
 
     def act(self, obs, reward, cost) -> np.ndarray:
@@ -248,6 +254,11 @@ class StepRecorder:
         offset = self.t % self.replan_every
         actions = self.policy.act(obs, reward, cost)
         plan = self.policy.last_plan
+        self._cur["paid"].append(np.array(cost, dtype=np.float64).reshape(-1))  # (n,) cost of the previous step
+        costs = getattr(plan, "costs", None)
+        predicted = (np.full(self._cur["n"], np.nan) if costs is None or offset != 0
+                     else np.asarray(costs, dtype=np.float64)[np.arange(self._cur["n"]), plan.chosen])
+        self._cur["predicted_ctg"].append(predicted)  # (n,) NaN between replans
         self._pred = np.array(plan.best_states[:, min(offset + 1, self.horizon - 1)], dtype=np.float64)
         self._prev = obs
         self._cur["offset"].append(offset)
@@ -262,7 +273,7 @@ class StepRecorder:
         lengths = [int(r["length"]) for r in records]
         if len(lengths) != sum(b["n"] for b in self.batches):
             raise ValueError(f"{len(lengths)} episode records for {sum(b['n'] for b in self.batches)} recorded episodes")
-        errors, steps, replan, sequences = [], [], [], []
+        errors, steps, replan, sequences, predicted, realised = [], [], [], [], [], []
         first = 0
         for b in self.batches:
             n = b["n"]
@@ -277,11 +288,21 @@ class StepRecorder:
                 replan.append(np.broadcast_to(np.array(b["offset"][: len(err)])[:, None] == 0, err.shape)[live])
             acts = np.stack(b["actions"]) if b["actions"] else np.zeros((0, n, 0))  # (T, n, A)
             sequences += [acts[: length[i], i] for i in range(n)]
+            if b["paid"]:
+                total = np.array([float(r["cost"]) for r in records[first - n:first]])  # (n,)
+                paid = np.cumsum(np.stack(b["paid"]), axis=0)  # (T, n) paid before the step of call e
+                ctg = total[None, :] - paid  # (T, n) cost from the step of call e to the episode's end
+                pred = np.stack(b["predicted_ctg"])  # (T, n)
+                live = (np.arange(len(pred))[:, None] < length[None, :]) & ~np.isnan(pred)
+                predicted.append(pred[live])
+                realised.append(ctg[live])
         err = np.concatenate(errors) if errors else np.zeros(0)
         stp = np.concatenate(steps) if steps else np.zeros(0)
         rep = np.concatenate(replan) if replan else np.zeros(0, dtype=bool)
         mean = lambda a: float(a.mean()) if a.size else float("nan")  # noqa: E731
         plan_error, step_size = mean(err), mean(stp)
+        pred = np.concatenate(predicted) if predicted else np.zeros(0)
+        real = np.concatenate(realised) if realised else np.zeros(0)
         return {
             "transitions": int(err.size),
             "plan_error": plan_error,
@@ -291,6 +312,11 @@ class StepRecorder:
             "step_size": step_size,
             "error_to_step": plan_error / step_size if step_size > 0 else float("nan"),
             "policy_jitter": action_jitter(sequences),
+            "plans_scored": int(pred.size),
+            "predicted_cost_to_go": mean(pred),
+            "realised_cost_to_go": mean(real),
+            "cost_to_go_corr": _pearson(pred, real) if pred.size > 1 else float("nan"),
+            "predicted_cost_to_go_below_0": mean((pred < 0).astype(float)),
         }
 
 
@@ -330,6 +356,10 @@ def execution_stats(dataset: Dataset, model: TCDP, budget=None, episodes: int = 
       the same units, and ``error_to_step`` their ratio (1: no better than predicting "stay");
     - ``policy_jitter``, ``data_jitter``: mean ``|a_t - a_{t-1}|`` of the policy's and of the
       dataset's episodes, and ``jitter_ratio`` = policy / data;
+    - ``predicted_cost_to_go`` (mean over replans of the chosen plan's predicted cost-to-go),
+      ``realised_cost_to_go`` (what the episode spent from those steps to its end), their
+      correlation ``cost_to_go_corr``, and ``predicted_cost_to_go_below_0`` (the share of
+      predictions under 0, which the chooser reads as "fits any budget");
     - the realised reward, cost and their DSRL-normalised figures, as in :func:`budget_response`.
     """
     _check_model_fits(dataset, model)

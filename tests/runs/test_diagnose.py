@@ -151,7 +151,7 @@ def test_recorder_measures_distance_to_the_followed_state():
     for t in range(5):
         rec.act(obs, np.zeros(2), np.zeros(2))
         obs += 1.0 if t != 2 else 3.0  # the step after call 2 overshoots the plan by 2 in each dimension
-    out = rec.summary([{"length": 5}, {"length": 3}])
+    out = rec.summary([{"length": 5, "cost": 0.0}, {"length": 3, "cost": 0.0}])
     # observations 0, 1, 2, 5, 6; plans made at calls 0 and 2 (0..3, then 2..5). Heading for 1, 2, 3,
     # 4, 4 + 1: off by 2 per dimension (sqrt(3) in units of std 2) after calls 2 and 3 (the plan of
     # call 2 is still followed at call 3). Env 0 lives 5 steps (transitions after calls 0-3), env 1 3.
@@ -162,6 +162,38 @@ def test_recorder_measures_distance_to_the_followed_state():
     assert out["plan_error_between_replans"] == pytest.approx(r3 / 3)  # calls 1, 3 of env 0, call 1 of env 1
     assert out["step_size"] == pytest.approx((3.0 + 2.5) * r3 / 7)  # steps 1, 1, 3, 1 per dim, / std 2
     assert out["policy_jitter"] == 0.0
+
+
+def test_recorder_sets_the_chosen_plans_cost_prediction_beside_the_cost_then_spent():
+    """Plans are made at calls 0 and 2 (replan_every 2) and predict a cost-to-go of 5 and -1 for the
+    chosen sample; the episode pays 1 at each of its 4 steps: it has 4 to spend at call 0, 2 at call 2."""
+    class Fake:
+        model = SimpleNamespace(obs_std=torch.ones(2), horizon=4)
+        config = SimpleNamespace(replan_every=2)
+
+        def reset(self, n, budget):
+            self.t = 0
+
+        def act(self, obs, reward, cost):
+            if self.t % 2 == 0:
+                pred = 5.0 if self.t == 0 else -1.0
+                self.last_plan = SimpleNamespace(best_states=np.zeros((1, 4, 2)), chosen=np.array([1]),
+                                                 costs=np.array([[100.0, pred]]))
+            self.t += 1
+            return np.zeros((1, 2), np.float32)
+
+    rec = D.StepRecorder(Fake())
+    rec.reset(1, 10.0)
+    paid = 0.0
+    for t in range(4):
+        rec.act(np.zeros((1, 2)), np.zeros(1), np.array([paid]))
+        paid = 1.0  # every step costs 1; act sees it at the next call
+    out = rec.summary([{"length": 4, "cost": 4.0}])
+    assert out["plans_scored"] == 2
+    assert out["predicted_cost_to_go"] == pytest.approx((5.0 - 1.0) / 2)
+    assert out["realised_cost_to_go"] == pytest.approx((4.0 + 2.0) / 2)
+    assert out["predicted_cost_to_go_below_0"] == pytest.approx(0.5)
+    assert out["cost_to_go_corr"] == pytest.approx(1.0)
 
 
 # ---------------------------------------------------------------- rollouts
