@@ -50,41 +50,46 @@ def ablation_table(frame):
     return benchmark_table(frame, tuple(arm_order(frame)))
 
 
-def arm_effects(table):
+def arm_effects(frame):
     """Per (task, ablation: an arm of :data:`ARMS` other than ``tcdp``): the arm's normalised
-    reward and cost minus TCDP's, averaged over the budgets both have, and the number of budgets
-    each is safe at. Tasks without a ``tcdp`` result are left out; the beta arms are
-    :func:`beta_grid`'s."""
+    reward and cost minus TCDP's, on the seeds both have (paired: an arm measured on fewer seeds
+    is compared with TCDP on those), averaged over the budgets both have; the seeds compared, and
+    the number of budgets each is safe at (mean over those seeds). Tasks without a ``tcdp`` result
+    are left out; the beta arms are :func:`beta_grid`'s. ``frame``: ``results_frame`` rows."""
     import pandas as pd
 
-    body = table[table["task"] != "average"].copy()
-    body["method"] = body["method"].astype(str)
     rows = []
-    for task, g in body.groupby("task", sort=False):
-        ref = g[g["method"] == "tcdp"].set_index("budget")
-        if ref.empty:
+    for task, g in frame.groupby("task", sort=False):
+        ref_all = g[g["method"] == "tcdp"]
+        if ref_all.empty:
             continue
-        parts = g[g["method"].isin([a for a in ARMS if a != "tcdp"])]
-        for arm, a in parts.groupby("method", sort=False):
-            a = a.set_index("budget")
+        for arm in (a for a in ARMS if a != "tcdp"):
+            a_all = g[g["method"] == arm]
+            seeds = sorted(set(a_all["seed"]) & set(ref_all["seed"]))
+            if not seeds:
+                continue
+            mean = lambda f: f[f["seed"].isin(seeds)].groupby("budget")[["normalized_reward", "normalized_cost"]].mean()  # noqa: E731
+            a, ref = mean(a_all), mean(ref_all)
             common = a.index.intersection(ref.index)
             if common.empty:
                 continue
+            a, ref = a.loc[common], ref.loc[common]
             rows.append({
-                "task": task, "arm": arm, "budgets": len(common),
-                "reward_change": float((a.loc[common, "reward"] - ref.loc[common, "reward"]).mean()),
-                "cost_change": float((a.loc[common, "cost"] - ref.loc[common, "cost"]).mean()),
-                "safe_budgets": int(a.loc[common, "safe"].sum()),
-                "tcdp_safe_budgets": int(ref.loc[common, "safe"].sum()),
+                "task": task, "arm": arm, "seeds": len(seeds), "budgets": len(common),
+                "reward_change": float((a["normalized_reward"] - ref["normalized_reward"]).mean()),
+                "cost_change": float((a["normalized_cost"] - ref["normalized_cost"]).mean()),
+                "safe_budgets": int((a["normalized_cost"] <= SAFE_COST).sum()),
+                "tcdp_safe_budgets": int((ref["normalized_cost"] <= SAFE_COST).sum()),
             })
-    return pd.DataFrame(rows, columns=["task", "arm", "budgets", "reward_change", "cost_change", "safe_budgets",
-                                       "tcdp_safe_budgets"])
+    return pd.DataFrame(rows, columns=["task", "arm", "seeds", "budgets", "reward_change", "cost_change",
+                                       "safe_budgets", "tcdp_safe_budgets"])
 
 
 def beta_grid(frame):
     """The beta sweep: per (task, beta, budget) the mean over seeds of the normalised reward and
     cost of TCDP's model at its task's ``w_cfg``, with the number of seeds. The cells are those of
-    TCDP's trained model whose ``w_cfg`` is the ``tcdp`` arm's (so ``energy_only`` is left out)."""
+    TCDP's trained model whose ``w_cfg`` is the ``tcdp`` arm's (so ``energy_only`` is left out),
+    on the seeds every beta of the task has (a sweep still running compares like with like)."""
     import pandas as pd
 
     f = frame[frame["trained_method"] == "tcdp"]
@@ -93,7 +98,9 @@ def beta_grid(frame):
         w = g.loc[g["method"] == "tcdp", "w_cfg"]
         if w.empty:
             continue
-        keep.append(g[np.isclose(g["w_cfg"], w.iloc[0])])
+        g = g[np.isclose(g["w_cfg"], w.iloc[0])]
+        seeds = set.intersection(*(set(x["seed"]) for _, x in g.groupby("beta")))
+        keep.append(g[g["seed"].isin(seeds)])
     if not keep:
         return pd.DataFrame(columns=["task", "beta", "budget", "reward", "cost", "seeds"])
     f = pd.concat(keep)
@@ -126,16 +133,19 @@ def one_beta(grid, beta: float):
     return out
 
 
-def conclusions(table, grid, beta: float) -> list[str]:
-    """Sentences, one per (task, arm) and one per task for the beta sweep, built from the measured
-    table: what leaving each part out changed, and whether ``beta`` served every budget."""
+def conclusions(frame, beta: float) -> list[str]:
+    """Sentences, one per (task, part left out) and one per task for the beta sweep, built from
+    the measured cells (``results_frame`` rows): what leaving each part out changed against TCDP
+    on the same seeds, and whether ``beta`` served every budget."""
     lines = []
-    for r in arm_effects(table).itertuples():
+    for r in arm_effects(frame).itertuples():
         name = ARMS.get(r.arm, r.arm)
         verdict = _verdict(r.reward_change, r.cost_change, r.safe_budgets, r.tcdp_safe_budgets)
+        seeds = f"{r.seeds} seed{'s' if r.seeds != 1 else ''}"
         lines.append(f"{r.task}, {name}: reward {r.reward_change:+.3f}, cost {r.cost_change:+.2f} against TCDP "
-                     f"(mean over {r.budgets} budgets); safe at {r.safe_budgets} of {r.budgets} budgets, TCDP at "
-                     f"{r.tcdp_safe_budgets}: {verdict}.")
+                     f"(mean over {r.budgets} budgets, {seeds}); safe at {r.safe_budgets} of {r.budgets} budgets, "
+                     f"TCDP at {r.tcdp_safe_budgets}: {verdict}.")
+    grid = beta_grid(frame)
     for task, g in one_beta(grid, beta).groupby("task", sort=False):
         measured = sorted(grid.loc[grid["task"] == task, "beta"].unique())
         if len(measured) < 2:

@@ -42,8 +42,7 @@ def _study():
 
 
 def test_effects_are_measured_against_tcdp_over_the_shared_budgets():
-    table = ablation_table(results_frame(_study()))
-    eff = arm_effects(table).set_index("arm")
+    eff = arm_effects(results_frame(_study())).set_index("arm")
     assert eff.loc["no_qn", "reward_change"] == pytest.approx(-0.10)
     assert eff.loc["no_qn", "cost_change"] == pytest.approx(0.0)
     assert eff.loc["no_ctgda", "safe_budgets"] == 2 and eff.loc["no_ctgda", "tcdp_safe_budgets"] == 3
@@ -69,14 +68,14 @@ def test_one_beta_names_the_best_safe_beta_per_budget_and_the_shortfall():
 
 def test_conclusions_say_what_the_numbers_say():
     frame = results_frame(_study())
-    said = conclusions(ablation_table(frame), beta_grid(frame), 1.0)
+    said = conclusions(frame, 1.0)
     text = "\n".join(said)
     assert "without QN" in text and "without it, less reward" in [s for s in said if "without QN" in s][0]
     assert "without it, unsafe at more budgets" in [s for s in said if "without CTGDA" in s][0]
     assert "without it, more cost" in [s for s in said if "energy only" in s][0]
     assert f"{TASK}: beta 1 is safe at every budget" in text
     assert len([s for s in said if s.startswith(TASK + ", ")]) == 4  # one per part left out, none per beta arm
-    said4 = conclusions(ablation_table(frame), beta_grid(frame), 4.0)
+    said4 = conclusions(frame, 4.0)
     assert f"{TASK}: beta 4 is unsafe at b = 10" in "\n".join(said4)
 
 
@@ -93,5 +92,15 @@ def test_arm_order_and_the_preset_arms_agree():
 
 def test_a_sweep_of_one_beta_is_not_called_a_verdict():
     frame = results_frame([r for r in _study() if r["cell"]["label"] in ("tcdp", "no_qn")])
-    said = conclusions(ablation_table(frame), beta_grid(frame), 1.0)
+    said = conclusions(frame, 1.0)
     assert said[-1] == f"{TASK}: only beta 1 measured so far: no beta sweep to compare."
+
+
+def test_an_arm_on_fewer_seeds_is_compared_on_those_seeds_only():
+    study = _study() + [_result("tcdp", "tcdp", 2, 1.5, 1.0, (0.90, 0.90, 0.90), (0.1, 0.1, 0.1))]
+    eff = arm_effects(results_frame(study)).set_index("arm")
+    assert eff.loc["no_qn", "seeds"] == 2
+    assert eff.loc["no_qn", "reward_change"] == pytest.approx(-0.10)  # seed 2 of TCDP left out
+    grid = beta_grid(results_frame(study))
+    assert set(grid["seeds"]) == {2}  # TCDP's seed 2 has no other beta: out of the sweep
+    assert grid[(grid["beta"] == 1.0) & (grid["budget"] == 10.0)]["reward"].item() == pytest.approx(0.60)
