@@ -162,6 +162,15 @@ class EnergyConfig:
     budget_conditioned: bool = True
     """Feed the scaled remaining budget to the energy (the QN target depends on the budget).
     TCDP's value-cost energy always reads it."""
+    cost_quantile: float | None = None
+    """Train TCDP's cost head on this quantile of the cost-to-go given the window (pinball loss)
+    instead of its mean (MSE; ``None``). The planner keeps plans whose predicted cost-to-go fits
+    the remaining budget, and the mean is optimistic where the agent does not follow its plans:
+    on PointCircle1 the chosen plans were predicted at 7.8 against 32.1 realised (seed 0, b = 20)."""
+
+    def __post_init__(self):
+        if self.cost_quantile is not None and not 0 < self.cost_quantile < 1:
+            raise ValueError(f"cost_quantile must be None or lie in (0, 1), got {self.cost_quantile}")
 
 
 @dataclass(frozen=True)

@@ -112,6 +112,13 @@ def masked_mse(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -
     return ((pred - target) ** 2 * w).sum() / w.sum().clamp_min(1.0)
 
 
+def pinball_loss(pred: torch.Tensor, target: torch.Tensor, quantile: float) -> torch.Tensor:
+    """Mean pinball (quantile) loss: minimised by the ``quantile``-th quantile of ``target`` given
+    the input, ``max(q (y - p), (q - 1) (y - p))``."""
+    err = target - pred
+    return torch.maximum(quantile * err, (quantile - 1) * err).mean()
+
+
 def epsilon_loss(eps_pred: torch.Tensor, noise: torch.Tensor, valid: torch.Tensor, fix_mask: torch.Tensor) -> torch.Tensor:
     """Epsilon-prediction MSE over real (``valid``, ``(N, H)`` or ``(N, H, C)``) entries that are
     not inpainted."""

@@ -37,7 +37,7 @@ import torch
 import torch.nn as nn
 
 from tcdp_lib.method.ctgda import BudgetPrior, PairSample, draw_pairs, hindsight_pairs
-from tcdp_lib.method.diffusion import masked_mse
+from tcdp_lib.method.diffusion import masked_mse, pinball_loss
 from tcdp_lib.method.guidance import RewardCostEnergy, ValueCostEnergy
 
 # --------------------------------------------------------------------------------------------
@@ -131,7 +131,7 @@ class Energy:
 class ValueCost(Energy):
     """TCDP's value-cost energy (``guidance.ValueCostEnergy``): a value head on the QN of the
     window's reward-to-go at its remaining budget (``Batch.target``), a cost head on its scaled
-    cost-to-go (trained on every pair)."""
+    cost-to-go (trained on every pair; on its mean, or on the quantile ``energy.cost_quantile``)."""
 
     name = "qn"
     uses_energy = True
@@ -151,7 +151,9 @@ class ValueCost(Energy):
         value, cost = energy.heads(x_k, k, batch.remaining_budget, batch.steps_left)  # (B,), (B,)
         value_t, cost_t = self.targets(batch, config)
         ok = torch.isfinite(value_t)  # no feasible reference window: no value target
-        return masked_mse(value, torch.nan_to_num(value_t), ok) + masked_mse(cost, cost_t, torch.ones_like(ok))
+        q = config.energy.cost_quantile
+        cost_loss = masked_mse(cost, cost_t, torch.ones_like(ok)) if q is None else pinball_loss(cost, cost_t, q)
+        return masked_mse(value, torch.nan_to_num(value_t), ok) + cost_loss
 
 
 class RawValueCost(ValueCost):

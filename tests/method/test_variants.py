@@ -136,3 +136,36 @@ def test_encoder_return_condition_needs_a_target():
         enc(torch.ones(2))
     a = enc(torch.ones(2), target_return=torch.tensor([0.0, 100.0]))
     assert not torch.allclose(a[0], a[1])
+
+
+def test_pinball_loss_is_minimised_at_the_quantile():
+    from tcdp_lib.method.diffusion import pinball_loss
+
+    y = torch.arange(100, dtype=torch.float32)  # 0 .. 99
+    grid = torch.linspace(0, 99, 991)
+    losses = torch.stack([pinball_loss(torch.full_like(y, g), y, 0.9) for g in grid])
+    assert 88.5 <= grid[losses.argmin()] <= 90.5  # the 90th percentile
+    assert pinball_loss(torch.zeros(3), torch.ones(3), 0.9) == pytest.approx(0.9)
+    assert pinball_loss(torch.ones(3), torch.zeros(3), 0.9) == pytest.approx(0.1)
+
+
+def test_the_cost_head_trains_on_the_configured_quantile(episodes):
+    from tcdp_lib.method.diffusion import masked_mse, pinball_loss
+    from tcdp_lib.method.model import EnergyConfig
+
+    mean = tiny(episodes, "tcdp")
+    q = TCDP.from_episodes(episodes, dataclasses.replace(SMOKE_MODEL, energy=dataclasses.replace(
+        SMOKE_MODEL.energy, cost_quantile=0.97))).eval()
+    q.load_state_dict(mean.state_dict())
+    batch = batch_of(episodes, mean)
+    x_k = torch.randn(len(batch.target), mean.horizon, mean.x_dim)
+    k = torch.full((len(batch.target),), 3)
+    value, cost = mean.energy.heads(x_k, k, batch.remaining_budget, batch.steps_left)
+    value_t, cost_t = mean.energy_targets(batch)
+    ok = torch.isfinite(value_t)
+    base = masked_mse(value, torch.nan_to_num(value_t), ok)
+    loss = lambda m: m.variant.energy.loss(m.energy, x_k, k, batch, m.config)  # noqa: E731
+    torch.testing.assert_close(loss(mean), base + masked_mse(cost, cost_t, torch.ones_like(ok)))
+    torch.testing.assert_close(loss(q), base + pinball_loss(cost, cost_t, 0.97))
+    with pytest.raises(ValueError, match="cost_quantile"):
+        EnergyConfig(cost_quantile=1.0)

@@ -137,7 +137,15 @@ def test_metadrive_trains_its_family_model():
 
     md = default_model_config("OfflineMetadrive-easysparse-v0")
     assert md.energy.hidden == (64, 64) and md.inverse_dynamics.hidden == (128, 128)
-    assert default_model_config("OfflinePointCircle1Gymnasium-v0") == TCDPConfig()
+    assert default_model_config("OfflineBallRun-v0") == TCDPConfig()
+
+
+def test_pointcircle1_trains_its_cost_head_on_an_upper_quantile():
+    from tcdp_lib.runs.train import TASK_COST_QUANTILE, default_model_config
+
+    assert default_model_config("OfflinePointCircle1Gymnasium-v0").energy.cost_quantile == 0.97
+    for task in ("OfflineBallCircle-v0", "OfflineBallRun-v0", "OfflineCarCircle-v0"):
+        assert task not in TASK_COST_QUANTILE and default_model_config(task).energy.cost_quantile is None
 
 
 def test_ballcircle_trains_on_windows_balanced_over_episode_cost():
