@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
+SAFE_NORMALIZED_COST = 1.0
+"""A result is safe when its normalised cost is at most this."""
+
 
 def normalized_reward(reward, min_reward: float, max_reward: float):
     """``(R - R_min) / (R_max - R_min)``; raises when the reference range is empty."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from tcdp_lib.data.scores import SAFE_NORMALIZED_COST
 from tcdp_lib.runs.benchmark import benchmark_table
 
 ARMS = {
@@ -24,10 +25,6 @@ ARMS = {
     "energy_only": "energy only (w_cfg 0: no budget condition in the backbone)",
 }
 """The study's arms other than the beta sweep, in the order they are discussed."""
-
-SAFE_COST = 1.0
-"""A (task, budget) row is safe when its mean normalised cost is at most this (DSRL)."""
-
 
 def arm_order(frame) -> list[str]:
     """The arms present in ``frame``: :data:`ARMS` first, then the beta arms by beta."""
@@ -78,8 +75,8 @@ def arm_effects(frame):
                 "task": task, "arm": arm, "seeds": len(seeds), "budgets": len(common),
                 "reward_change": float((a["normalized_reward"] - ref["normalized_reward"]).mean()),
                 "cost_change": float((a["normalized_cost"] - ref["normalized_cost"]).mean()),
-                "safe_budgets": int((a["normalized_cost"] <= SAFE_COST).sum()),
-                "tcdp_safe_budgets": int((ref["normalized_cost"] <= SAFE_COST).sum()),
+                "safe_budgets": int((a["normalized_cost"] <= SAFE_NORMALIZED_COST).sum()),
+                "tcdp_safe_budgets": int((ref["normalized_cost"] <= SAFE_NORMALIZED_COST).sum()),
             })
     return pd.DataFrame(rows, columns=["task", "arm", "seeds", "budgets", "reward_change", "cost_change",
                                        "safe_budgets", "tcdp_safe_budgets"])
@@ -117,7 +114,7 @@ def one_beta(grid, beta: float):
 
     rows = []
     for (task, b), g in grid.groupby(["task", "budget"], sort=False):
-        safe = g[g["cost"] <= SAFE_COST]
+        safe = g[g["cost"] <= SAFE_NORMALIZED_COST]
         at = g[np.isclose(g["beta"], beta)]
         best = safe.loc[safe["reward"].idxmax()] if not safe.empty else None
         rows.append({
@@ -128,7 +125,7 @@ def one_beta(grid, beta: float):
             "cost": float(at["cost"].iloc[0]) if not at.empty else np.nan,
         })
     out = pd.DataFrame(rows, columns=["task", "budget", "best_beta", "best_reward", "reward", "cost"])
-    out["safe"] = out["cost"] <= SAFE_COST
+    out["safe"] = out["cost"] <= SAFE_NORMALIZED_COST
     out["shortfall"] = out["best_reward"] - out["reward"]
     return out
 

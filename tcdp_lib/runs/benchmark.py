@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tcdp_lib.data.scores import SAFE_NORMALIZED_COST
 from tcdp_lib.paths import RUNS_DIR
 from tcdp_lib.runs.cell import (cell_dir, cell_name, load_cell_result, run_cell,  # noqa: F401 (the grid's cell API)
                                 train_dir, write_cell_result)
@@ -296,7 +297,7 @@ def benchmark_table(frame, methods: tuple[str, ...] | None = None):
     avg["cost_std"] = np.nan
     avg["task"], avg["budget"] = "average", np.nan
     table = pd.concat([table, avg[table.columns]], ignore_index=True)
-    table["safe"] = table["cost"] <= 1.0
+    table["safe"] = table["cost"] <= SAFE_NORMALIZED_COST
     order = list(methods or dict.fromkeys(frame["method"]))
     table["method"] = pd.Categorical(table["method"], categories=order, ordered=True)
     return table.sort_values(["task", "budget", "method"], key=None).reset_index(drop=True)

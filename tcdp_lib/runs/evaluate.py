@@ -18,6 +18,7 @@ import numpy as np
 
 from tcdp_lib.data.dataset import Dataset
 from tcdp_lib.data.envs import make_env, max_live_envs, seeded_reset
+from tcdp_lib.data.scores import SAFE_NORMALIZED_COST
 from tcdp_lib.errors import check_budget
 
 
@@ -50,7 +51,7 @@ class BudgetSummary:
 
     @property
     def safe(self) -> bool:
-        return self.normalized_cost <= 1.0
+        return self.normalized_cost <= SAFE_NORMALIZED_COST
 
 
 def step_episodes(envs, obs: np.ndarray, policy, *, max_steps: float = float("inf"), on_step=None, cancel=None,

@@ -34,6 +34,7 @@ import numpy as np
 
 from tcdp_lib.data.dataset import Dataset
 from tcdp_lib.data.envs import global_numpy_seed, make_env, max_live_envs, render_frame, seeded_reset
+from tcdp_lib.data.scores import SAFE_NORMALIZED_COST
 from tcdp_lib.errors import check_budget
 from tcdp_lib.method.model import TCDP
 from tcdp_lib.paths import RUNS_DIR, display_path, shipped_model
@@ -415,7 +416,7 @@ class SweepPoint:
 
     @property
     def safe(self) -> bool:
-        return self.normalized_cost <= 1.0
+        return self.normalized_cost <= SAFE_NORMALIZED_COST
 
 
 def sweep_at(points, budget: float) -> tuple[float, float]:
