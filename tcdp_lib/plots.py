@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from tcdp_lib.data.frontier import episodes_frontier
+from tcdp_lib.data.scores import SAFE_NORMALIZED_COST
 
 BUDGET_COLORS = ("#2ca02c", "#ff7f0e", "#d62728")
 
@@ -455,7 +456,7 @@ def beta_budget_heatmaps(grid, task: str, title: str = ""):
     fig.add_trace(go.Heatmap(z=reward.to_numpy(), x=x, y=y, colorscale="Blues", colorbar=dict(x=0.42),
                              text=np.vectorize(lambda v: f"{v:.3f}")(reward.to_numpy()), texttemplate="%{text}",
                              hovertemplate="%{y}, %{x}: reward %{z:.3f}<extra></extra>"), row=1, col=1)
-    marks = np.vectorize(lambda v: f"{v:.2f}" + (" x" if v > 1 else ""))(cost.to_numpy())
+    marks = np.vectorize(lambda v: f"{v:.2f}" + (" x" if v > SAFE_NORMALIZED_COST else ""))(cost.to_numpy())
     fig.add_trace(go.Heatmap(z=cost.to_numpy(), x=x, y=y, colorscale="Reds", zmin=0, zmax=max(1.5, float(np.nanmax(cost.to_numpy()))),
                              text=marks, texttemplate="%{text}",
                              hovertemplate="%{y}, %{x}: cost %{z:.2f}<extra></extra>"), row=1, col=2)
