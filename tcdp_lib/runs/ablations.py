@@ -27,18 +27,11 @@ ARMS = {
 """The study's arms other than the beta sweep, in the order they are discussed."""
 
 def arm_order(frame) -> list[str]:
-    """The arms present in ``frame``: :data:`ARMS` first, then the beta arms by beta."""
+    """The arms present in ``frame``: :data:`ARMS` first, then the beta arms by their beta."""
     present = list(dict.fromkeys(frame["method"]))
     first = [a for a in ARMS if a in present]
-    rest = sorted((a for a in present if a not in ARMS), key=lambda a: (_beta_of_label(a), a))
-    return first + rest
-
-
-def _beta_of_label(label: str) -> float:
-    try:
-        return float(label.split("_", 1)[1]) if label.startswith("beta_") else np.inf
-    except ValueError:
-        return np.inf
+    beta = frame.groupby("method")["beta"].first()
+    return first + sorted((a for a in present if a not in ARMS), key=lambda a: (beta[a], a))
 
 
 def ablation_table(frame):

@@ -135,8 +135,9 @@ TASK_COST_QUANTILE = {
 where the mean let the planner overspend: PointCircle1's chosen plans were predicted at 7.8
 against 32.1 realised (seed 0, b = 20). Its seed-0 model with the cost head refitted for 3000
 steps at 0.9 / 0.97 (the rest frozen, 10 episodes) spent 2.53 / 0.44 of b = 20 (0.89 in a second
-refit) against 3.64 with the mean; trained from scratch at 0.97 (20 episodes) 0.53 / 0.32 / 0.22 of b = 20 / 40 / 80
-(reward 0.701 / 0.716 / 0.746 against 0.803 / 0.827 / 0.883 unsafe). CarCircle's seed 1 was not
+refit) against 3.64 with the mean; trained from scratch at 0.97 (the benchmark cells, 20 episodes,
+mean of seeds 0-2) 0.86 / 0.46 / 0.32 of b = 20 / 40 / 80, reward 0.728 / 0.732 / 0.752 (with the
+mean, seeds 0-1: 3.40 / 1.70 / 1.08, reward 0.784 / 0.800 / 0.854). CarCircle's seed 1 was not
 made safe: 3.00 / 1.53 / 0.81 at 0.9 and 1.98 / 1.20 / 0.51 at 0.97 against 2.51 / 1.27 / 0.76,
 with less reward."""
 
