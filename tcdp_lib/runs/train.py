@@ -22,6 +22,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from tcdp_lib.configs import config_from_dict
 from tcdp_lib.data.dataset import Dataset
 from tcdp_lib.device import default_device, resolve_device  # noqa: F401  (default_device: re-exported)
 from tcdp_lib.method.model import (
@@ -206,6 +207,16 @@ def _identity(run_dict: dict) -> dict:
     return out
 
 
+def _with_defaults(run_dict: dict) -> dict | None:
+    """A saved run configuration with the fields added to :class:`RunConfig` since it was written
+    set to their defaults (a checkpoint from before a new field stays resumable when the new field
+    is left at its default); ``None`` when it is not a run configuration of this version."""
+    try:
+        return json.loads(json.dumps(config_from_dict(RunConfig, run_dict).to_dict()))
+    except (TypeError, ValueError, KeyError):
+        return None
+
+
 def train_tcdp(
     dataset: Dataset,
     run: RunConfig,
@@ -247,10 +258,11 @@ def train_tcdp(
     ckpt_path = run_dir / "checkpoint.pt"
     if ckpt_path.exists():
         ckpt = safe_load(ckpt_path, map_location=device)
-        saved = json.loads(ckpt.get("run_config", "{}"))
-        if _identity(saved) != _identity(json.loads(json.dumps(run.to_dict()))):
+        saved = _with_defaults(json.loads(ckpt.get("run_config", "{}")))
+        if saved is None or _identity(saved) != _identity(json.loads(json.dumps(run.to_dict()))):
             raise CheckpointError(
-                f"{ckpt_path} belongs to another run configuration (task {saved.get('task')!r}); "
+                f"{ckpt_path} belongs to another run configuration "
+                f"(task {(saved or {}).get('task')!r}); "
                 f"delete {run_dir} or choose another run directory"
             )
         model.load_state_dict(ckpt["model"])

@@ -60,6 +60,32 @@ def test_resume_refuses_another_configuration(small_file, tmp_path):
         train_tcdp(ds, tiny_run(10, lr=1e-3), run_dir=tmp_path / "run", progress=False)
 
 
+def test_checkpoint_from_before_a_new_config_field_resumes(small_file, tmp_path):
+    """A field added to the configuration later (here ``energy.cost_quantile``), left at its
+    default, does not make an older checkpoint "another configuration"; set, it does."""
+    import dataclasses
+    import json
+
+    from tcdp_lib.runs.checkpoint import atomic_save, safe_load
+
+    path, _ = small_file
+    ds = load_dataset("OfflineBallCircle-v0", path)
+    train_tcdp(ds, tiny_run(10), run_dir=tmp_path / "run", progress=False)
+    ckpt_path = tmp_path / "run" / "checkpoint.pt"
+    ckpt = safe_load(ckpt_path)
+    saved = json.loads(ckpt["run_config"])
+    del saved["model"]["energy"]["cost_quantile"]  # as written before the field existed
+    ckpt["run_config"] = json.dumps(saved)
+    atomic_save(ckpt, ckpt_path)
+    resumed = train_tcdp(ds, tiny_run(20), run_dir=tmp_path / "run", progress=False)
+    assert [h["step"] for h in resumed.history] == [5, 10, 15, 20]
+
+    quantile = dataclasses.replace(SMOKE_MODEL, energy=dataclasses.replace(SMOKE_MODEL.energy, cost_quantile=0.9))
+    with pytest.raises(CheckpointError, match="another run configuration"):
+        train_tcdp(ds, dataclasses.replace(tiny_run(30), model=quantile), run_dir=tmp_path / "run",
+                   progress=False)
+
+
 def test_checkpoint_of_another_task_is_refused(small_file, tmp_path):
     path, _ = small_file
     ds = load_dataset("OfflineBallCircle-v0", path)
