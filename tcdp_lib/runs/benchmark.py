@@ -99,6 +99,13 @@ class BenchmarkConfig:
                              f"tasks {self.tasks}, seeds {self.seeds}")
         return cells
 
+    def missing(self, results: list[dict]) -> list[dict]:
+        """The grid's cells that ``results`` (``result.json`` contents) hold no result of, as
+        ``{"task", "cell", "seed"}`` (``cell``: the arm's label, else the method), in run order."""
+        have = {(r["cell"]["task"], cell_name(r["cell"]), int(r["cell"]["seed"])) for r in results}
+        return [{"task": c["task"], "cell": cell_name(c), "seed": c["seed"]} for c in self.cells()
+                if (c["task"], cell_name(c), c["seed"]) not in have]
+
     def planning_of(self, method: str, task: str, arm_planning: dict | None = None) -> dict:
         """A cell's planning overrides: the method's ``planning``, then its ``task_planning`` for
         ``task``, then the arm's own."""
@@ -140,7 +147,7 @@ TCDP_PLANNING = {"w_cfg": 1.5, "beta": 1.0, "budget_fraction": 0.5}
 nothing else."""
 
 TCDP_TASK_PLANNING: dict[str, dict] = {
-    # the model trained with balanced windows (train.TASK_BUDGET_SAMPLING), seed 0, 20 episodes,
+    # the model trained with balanced windows (train.TASK_MODELS), seed 0, 20 episodes,
     # b = 10 / 20 / 40: normalised reward / cost 0.571 / 0.66, 0.720 / 0.55, 0.837 / 0.56 at w_cfg 3
     # against 0.591 / 0.77, 0.702 / 0.64, 0.806 / 0.63 at 1.5 (uniform windows: 0.89 / 1.02 at 10).
     # CarCircle at 3 spent more (15.9 / 21.7 / 35.0 against 12.6 / 16.6 / 30.3) and

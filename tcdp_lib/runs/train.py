@@ -116,49 +116,44 @@ R^2 0.77 / 0.52 per action dimension (Ball 0.98 / 0.98), and adding s_{t-1}, a_{
 s_{t+2} to its input gave no more (0.70-0.73 / 0.54-0.55)."""
 
 
-TASK_BUDGET_SAMPLING = {
-    # 31 of its 596 episodes cost at most 10 (BallRun 145 of 888), and with uniform windows the
-    # planner at b = 10 spent 10.2 / 10.8 / 11.9 (seeds 0-2, w_cfg 1.5) or 8.9 / 10.7 / 10.4 (w_cfg 3).
-    "OfflineBallCircle-v0": {"cost_balance": 1.0, "prior_power": 2.0},
+TASK_MODELS: dict[str, dict[str, dict]] = {
+    # CTGDA's window and budget sampling (``BudgetConfig.cost_balance``, ``prior_power``): 31 of
+    # BallCircle's 596 episodes cost at most 10 (BallRun 145 of 888), and with uniform windows the
+    # planner at b = 10 spent 10.2 / 10.8 / 11.9 (seeds 0-2, w_cfg 1.5) or 8.9 / 10.7 / 10.4
+    # (w_cfg 3). Only for tasks whose *cheap* episodes are the rare ones: balancing a task whose
+    # rare episodes are the costly ones made BallRun, CarCircle and PointCircle1 ignore the budget
+    # (measured again with the cost model blind to ``b_t``, seed 0, 20 episodes: CarCircle
+    # normalised cost 2.32 / 1.42 / 0.75 against 1.26 / 0.83 / 0.76 with uniform windows,
+    # PointCircle1 4.03 / 2.34 / 1.23 against 3.64 / 1.62 / 1.04).
+    "OfflineBallCircle-v0": {"budget": {"cost_balance": 1.0, "prior_power": 2.0}},
+    # The quantile of the cost-to-go the cost head predicts (``EnergyConfig.cost_quantile``), where
+    # the mean let the planner overspend: PointCircle1's chosen plans were predicted at 7.8 against
+    # 32.1 realised (seed 0, b = 20). Its seed-0 model with the cost head refitted for 3000 steps at
+    # 0.9 / 0.97 (the rest frozen, 10 episodes) spent 2.53 / 0.44 of b = 20 (0.89 in a second
+    # refit) against 3.64 with the mean; trained from scratch at 0.97 (the benchmark cells, 20
+    # episodes, mean of seeds 0-2) 0.86 / 0.46 / 0.32 of b = 20 / 40 / 80, reward 0.728 / 0.732 /
+    # 0.752 (with the mean, seeds 0-1: 3.40 / 1.70 / 1.08, reward 0.784 / 0.800 / 0.854).
+    # CarCircle's seed 1 was not made safe: 3.00 / 1.53 / 0.81 at 0.9 and 1.98 / 1.20 / 0.51 at
+    # 0.97 against 2.51 / 1.27 / 0.76, with less reward.
+    "OfflinePointCircle1Gymnasium-v0": {"energy": {"cost_quantile": 0.97}},
 }
-"""Per task, CTGDA's window and budget sampling (``BudgetConfig.cost_balance``, ``prior_power``)
-where the default's uniform draw leaves the regime of its smallest budget rare: only for tasks
-whose *cheap* episodes are the rare ones (balancing a task whose rare episodes are the costly
-ones made BallRun, CarCircle and PointCircle1 ignore the budget; measured again with the cost
-model blind to ``b_t``, seed 0, 20 episodes: CarCircle normalised cost 2.32 / 1.42 / 0.75 against
-1.26 / 0.83 / 0.76 with uniform windows, PointCircle1 4.03 / 2.34 / 1.23 against 3.64 / 1.62 / 1.04)."""
-
-
-TASK_COST_QUANTILE = {
-    "OfflinePointCircle1Gymnasium-v0": 0.97,
-}
-"""Per task, the quantile of the cost-to-go its cost head predicts (``EnergyConfig.cost_quantile``)
-where the mean let the planner overspend: PointCircle1's chosen plans were predicted at 7.8
-against 32.1 realised (seed 0, b = 20). Its seed-0 model with the cost head refitted for 3000
-steps at 0.9 / 0.97 (the rest frozen, 10 episodes) spent 2.53 / 0.44 of b = 20 (0.89 in a second
-refit) against 3.64 with the mean; trained from scratch at 0.97 (the benchmark cells, 20 episodes,
-mean of seeds 0-2) 0.86 / 0.46 / 0.32 of b = 20 / 40 / 80, reward 0.728 / 0.732 / 0.752 (with the
-mean, seeds 0-1: 3.40 / 1.70 / 1.08, reward 0.784 / 0.800 / 0.854). CarCircle's seed 1 was not
-made safe: 3.00 / 1.53 / 0.81 at 0.9 and 1.98 / 1.20 / 0.51 at 0.97 against 2.51 / 1.27 / 0.76,
-with less reward."""
+"""Per task, the parts of its model that differ from its family's, as ``{part: {field: value}}``
+(``part`` a field of :class:`TCDPConfig` that is itself a config): each chosen by the measurement
+beside it."""
 
 
 def default_model_config(task: str) -> TCDPConfig:
     """The model a task trains by default: ``TCDPConfig()``, or its family's (:data:`FAMILY_MODELS`),
-    planning actions for the robots of :data:`PLAN_ACTIONS_ROBOTS`, with the task's CTGDA sampling
-    (:data:`TASK_BUDGET_SAMPLING`) and cost quantile (:data:`TASK_COST_QUANTILE`)."""
+    planning actions for the robots of :data:`PLAN_ACTIONS_ROBOTS`, with the task's own parts
+    (:data:`TASK_MODELS`: BallCircle's CTGDA sampling, PointCircle1's cost quantile)."""
     from tcdp_lib.data.tasks import get_task
 
     info = get_task(task)
     config = FAMILY_MODELS.get(info.family, TCDPConfig())
     if info.family == "bullet" and info.name.startswith(PLAN_ACTIONS_ROBOTS):
         config = dataclasses.replace(config, plan_actions=True)
-    if info.task_id in TASK_BUDGET_SAMPLING:
-        sampling = TASK_BUDGET_SAMPLING[info.task_id]
-        config = dataclasses.replace(config, budget=dataclasses.replace(config.budget, **sampling))
-    if info.task_id in TASK_COST_QUANTILE:
-        energy = dataclasses.replace(config.energy, cost_quantile=TASK_COST_QUANTILE[info.task_id])
-        config = dataclasses.replace(config, energy=energy)
+    for part, fields in TASK_MODELS.get(info.task_id, {}).items():
+        config = dataclasses.replace(config, **{part: dataclasses.replace(getattr(config, part), **fields)})
     return config
 
 

@@ -141,23 +141,23 @@ def test_metadrive_trains_its_family_model():
 
 
 def test_pointcircle1_trains_its_cost_head_on_an_upper_quantile():
-    from tcdp_lib.runs.train import TASK_COST_QUANTILE, default_model_config
+    from tcdp_lib.runs.train import default_model_config
 
     assert default_model_config("OfflinePointCircle1Gymnasium-v0").energy.cost_quantile == 0.97
     for task in ("OfflineBallCircle-v0", "OfflineBallRun-v0", "OfflineCarCircle-v0"):
-        assert task not in TASK_COST_QUANTILE and default_model_config(task).energy.cost_quantile is None
+        assert default_model_config(task).energy.cost_quantile is None
 
 
 def test_ballcircle_trains_on_windows_balanced_over_episode_cost():
     from tcdp_lib.data.dataset import load_dataset
     from tcdp_lib.method.model import TCDP
     from tcdp_lib.method.windows import Windows
-    from tcdp_lib.runs.train import TASK_BUDGET_SAMPLING, default_model_config
+    from tcdp_lib.runs.train import default_model_config
 
     ball = default_model_config("OfflineBallCircle-v0")
     assert (ball.budget.cost_balance, ball.budget.prior_power) == (1.0, 2.0)
     for task in ("OfflineBallRun-v0", "OfflineCarCircle-v0", "OfflinePointCircle1Gymnasium-v0"):
-        assert task not in TASK_BUDGET_SAMPLING and default_model_config(task).budget.cost_balance == 0.0
+        assert default_model_config(task).budget.cost_balance == 0.0
     # the setting reaches the window draw: windows of BallCircle's cheap episodes are drawn more often
     ds = load_dataset("OfflineBallCircle-v0")
     model = TCDP.from_episodes(ds.episodes, dataclasses.replace(ball, horizon=8))
@@ -178,6 +178,21 @@ def test_average_leaves_out_tasks_some_method_lacks(grid):
     avg = table.loc[(table["task"] == "average") & (table["method"] == "tcdp"), "reward"].item()
     mean = frame.loc[frame["method"] == "tcdp", "normalized_reward"].mean()
     assert avg == pytest.approx(mean)  # but not averaged: only tcdp has it
+
+
+def test_missing_names_the_cells_without_a_result(grid):
+    _, results = grid
+    assert SMOKE.missing(results) == []
+    assert SMOKE.missing(results[1:]) == [{"task": "OfflineBallCircle-v0", "cell": SMOKE.methods[0], "seed": 0}]
+    two_seeds = dataclasses.replace(SMOKE, seeds=(0, 1))
+    assert [(m["cell"], m["seed"]) for m in two_seeds.missing(results)] == [(m, 1) for m in SMOKE.methods]
+    # an arm is named by its label, and a result of another arm of the same method does not count
+    ablations = PRESETS["ablations"]
+    tcdp = next(c for c in ablations.cells() if c.get("label") == "tcdp")
+    missing = ablations.missing([{"cell": tcdp}])
+    assert len(missing) == len(ablations.cells()) - 1
+    assert {"task": tcdp["task"], "cell": "tcdp", "seed": tcdp["seed"]} not in missing
+    assert {"task": tcdp["task"], "cell": "cfg_only", "seed": tcdp["seed"]} in missing
 
 
 def test_ablations_preset_shares_one_training_per_method_task_and_seed(tmp_path):
