@@ -43,8 +43,9 @@ def ablation_table(frame):
 def arm_effects(frame):
     """Per (task, ablation: an arm of :data:`ARMS` other than ``tcdp``): the arm's normalised
     reward and cost minus TCDP's, on the seeds both have (paired: an arm measured on fewer seeds
-    is compared with TCDP on those), averaged over the budgets both have; the seeds compared, and
-    the number of budgets each is safe at (mean over those seeds). Tasks without a ``tcdp`` result
+    is compared with TCDP on those), averaged over the budgets both have; the standard deviation
+    over seeds of each seed's change (NaN with one seed); the seeds compared, and the number of
+    budgets each is safe at (mean over those seeds). Tasks without a ``tcdp`` result
     are left out; the beta arms are :func:`beta_grid`'s. ``frame``: ``results_frame`` rows."""
     import pandas as pd
 
@@ -58,21 +59,29 @@ def arm_effects(frame):
             seeds = sorted(set(a_all["seed"]) & set(ref_all["seed"]))
             if not seeds:
                 continue
-            mean = lambda f: f[f["seed"].isin(seeds)].groupby("budget")[["normalized_reward", "normalized_cost"]].mean()  # noqa: E731
-            a, ref = mean(a_all), mean(ref_all)
-            common = a.index.intersection(ref.index)
-            if common.empty:
+            cols = ["normalized_reward", "normalized_cost"]
+            per = lambda f: f[f["seed"].isin(seeds)].groupby(["seed", "budget"])[cols].mean()  # noqa: E731
+            a_per, ref_per = per(a_all), per(ref_all)
+            common = sorted(set(a_per.index.get_level_values("budget")) & set(ref_per.index.get_level_values("budget")))
+            if not common:
                 continue
-            a, ref = a.loc[common], ref.loc[common]
+            a_per = a_per[a_per.index.get_level_values("budget").isin(common)]
+            ref_per = ref_per[ref_per.index.get_level_values("budget").isin(common)]
+            a, ref = a_per.groupby("budget").mean(), ref_per.groupby("budget").mean()
+            # each seed's change (its arm against its TCDP, mean over the budgets): the spread
+            by_seed = (a_per - ref_per).groupby("seed").mean()
+            spread = by_seed.std(ddof=1) if len(by_seed) > 1 else by_seed.mean() * np.nan
             rows.append({
                 "task": task, "arm": arm, "seeds": len(seeds), "budgets": len(common),
                 "reward_change": float((a["normalized_reward"] - ref["normalized_reward"]).mean()),
                 "cost_change": float((a["normalized_cost"] - ref["normalized_cost"]).mean()),
+                "reward_change_std": float(spread["normalized_reward"]),
+                "cost_change_std": float(spread["normalized_cost"]),
                 "safe_budgets": int((a["normalized_cost"] <= SAFE_NORMALIZED_COST).sum()),
                 "tcdp_safe_budgets": int((ref["normalized_cost"] <= SAFE_NORMALIZED_COST).sum()),
             })
     return pd.DataFrame(rows, columns=["task", "arm", "seeds", "budgets", "reward_change", "cost_change",
-                                       "safe_budgets", "tcdp_safe_budgets"])
+                                       "reward_change_std", "cost_change_std", "safe_budgets", "tcdp_safe_budgets"])
 
 
 def beta_grid(frame):
@@ -132,7 +141,18 @@ def conclusions(frame, beta: float) -> list[str]:
         name = ARMS.get(r.arm, r.arm)
         verdict = _verdict(r.reward_change, r.cost_change, r.safe_budgets, r.tcdp_safe_budgets)
         seeds = f"{r.seeds} seed{'s' if r.seeds != 1 else ''}"
-        lines.append(f"{r.task}, {name}: reward {r.reward_change:+.3f}, cost {r.cost_change:+.2f} against TCDP "
+        if r.seeds > 1:
+            reward = f"reward {r.reward_change:+.3f} ± {r.reward_change_std:.3f}"
+            cost = f"cost {r.cost_change:+.2f} ± {r.cost_change_std:.2f}"
+            seeds += " (± : the spread of the seeds' changes)"
+            noise = [what for what, d, sd in (("reward", r.reward_change, r.reward_change_std),
+                                              ("cost", r.cost_change, r.cost_change_std)) if abs(d) < sd]
+            if noise:
+                verdict += (f" (the {' and '.join(noise)} changes are smaller than their spreads over seeds)"
+                            if len(noise) > 1 else f" (the {noise[0]} change is smaller than its spread over seeds)")
+        else:
+            reward, cost = f"reward {r.reward_change:+.3f}", f"cost {r.cost_change:+.2f}"
+        lines.append(f"{r.task}, {name}: {reward}, {cost} against TCDP "
                      f"(mean over {r.budgets} budgets, {seeds}); safe at {r.safe_budgets} of {r.budgets} budgets, "
                      f"TCDP at {r.tcdp_safe_budgets}: {verdict}.")
     grid = beta_grid(frame)

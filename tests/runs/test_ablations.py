@@ -50,6 +50,29 @@ def test_effects_are_measured_against_tcdp_over_the_shared_budgets():
     assert set(eff.index) == {"no_qn", "no_ctgda", "energy_only", "cfg_only"}  # not tcdp, not the beta arms
 
 
+def test_effects_carry_the_spread_of_the_seeds_changes():
+    study = _study() + [
+        _result("tcdp", "tcdp", 2, 1.5, 1.0, (0.60, 0.62, 0.64), (0.5, 0.6, 0.7)),
+        # seed 2 without QN loses nothing: the change over seeds is -0.10, -0.10, 0.00
+        _result("no_qn", "tcdp_no_qn", 2, 1.5, 1.0, (0.60, 0.62, 0.64), (0.5, 0.6, 0.7)),
+    ]
+    eff = arm_effects(results_frame(study)).set_index("arm")
+    assert eff.loc["no_qn", "seeds"] == 3
+    assert eff.loc["no_qn", "reward_change"] == pytest.approx(-0.2 / 3)
+    assert eff.loc["no_qn", "reward_change_std"] == pytest.approx(np.std([-0.1, -0.1, 0.0], ddof=1))
+    assert eff.loc["no_qn", "cost_change_std"] == pytest.approx(0.0)
+    assert eff.loc["no_ctgda", "seeds"] == 2 and eff.loc["no_ctgda", "reward_change_std"] == pytest.approx(0.0)
+    one_seed = arm_effects(results_frame([r for r in study if r["cell"]["seed"] == 0])).set_index("arm")
+    assert np.isnan(one_seed.loc["no_qn", "reward_change_std"])
+    said = [s for s in conclusions(results_frame(study), 1.0) if "without QN" in s][0]
+    assert "reward -0.067 ± 0.058" in said and "without it, less reward" in said
+    assert "the reward change is smaller than its spread over seeds" not in said
+    noisy = study + [_result("tcdp", "tcdp", 3, 1.5, 1.0, (0.60, 0.62, 0.64), (0.5, 0.6, 0.7)),
+                     _result("no_qn", "tcdp_no_qn", 3, 1.5, 1.0, (0.80, 0.82, 0.84), (0.5, 0.6, 0.7))]
+    said = [s for s in conclusions(results_frame(noisy), 1.0) if "without QN" in s][0]
+    assert "the reward change is smaller than its spread over seeds" in said
+
+
 def test_the_beta_grid_is_tcdps_model_at_its_task_w_cfg():
     grid = beta_grid(results_frame(_study()))
     assert sorted(grid["beta"].unique()) == [0.0, 1.0, 4.0]  # energy_only (w_cfg 0) left out
