@@ -144,7 +144,7 @@ def conclusions(frame, beta: float) -> list[str]:
         if r.seeds > 1:
             reward = f"reward {r.reward_change:+.3f} ± {r.reward_change_std:.3f}"
             cost = f"cost {r.cost_change:+.2f} ± {r.cost_change_std:.2f}"
-            seeds += " (± : the spread of the seeds' changes)"
+            seeds += "; ± the standard deviation of the seeds' changes"
             noise = [what for what, d, sd in (("reward", r.reward_change, r.reward_change_std),
                                               ("cost", r.cost_change, r.cost_change_std)) if abs(d) < sd]
             if noise:
