@@ -1,0 +1,124 @@
+"""Where in the episode policies earn their reward and pay their cost: a per-step profile.
+
+    python benchmarks/policy_profile.py OfflineBallRun-v0 \
+        --policy tcdp=runs/benchmark/full/OfflineBallRun-v0/tcdp/seed0/train/model.pt \
+        --policy bc_safe=runs/benchmark/full/OfflineBallRun-v0/bc_safe/seed1/train \
+        --budget 10 --episodes 4 --threads 1
+
+Each ``--policy NAME=PATH`` (a TCDP-family model file, a baseline run folder, anything
+``load_policy`` reads) is rolled out on the same episode seeds at ``--budget``. Printed per policy:
+the episodes' reward and cost, then per window of steps the reward per step, the cost paid, the
+mean |action| and the mean step-to-step action change (jitter), beside the same figures of the
+data's episodes (all of them, and the best-rewarded tenth of those that cost at most ``--budget``). TCDP models plan with ``--w-cfg`` / ``--beta`` / ``--budget-fraction`` where given,
+else the model's own settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+
+def windows_of(length: int, edges=(0, 10, 25, 50, 100, 200, 300, 500, 1000)) -> list[tuple[int, int]]:
+    """Step windows ``[a, b)`` covering ``length`` steps."""
+    cuts = [e for e in edges if e < length] + [length]
+    return list(zip(cuts[:-1], cuts[1:]))
+
+
+def profile(rewards: np.ndarray, costs: np.ndarray, actions: np.ndarray) -> list[dict]:
+    """Per step window of ``(T, N)`` rewards and costs and ``(T, N, A)`` actions (NaN after an
+    episode's end): reward per step, cost paid per episode, mean |action| and mean
+    |a_t - a_{t-1}| (over the window's steps)."""
+    jitter = np.abs(np.diff(actions, axis=0))  # (T-1, N, A)
+    out = []
+    for a, b in windows_of(len(rewards)):
+        out.append({"steps": f"{a}-{b}", "reward_per_step": float(np.nanmean(rewards[a:b])),
+                    "cost": float(np.nanmean(np.nansum(costs[a:b], axis=0))),
+                    "abs_action": float(np.nanmean(np.abs(actions[a:b]))),
+                    "jitter": float(np.nanmean(jitter[max(a - 1, 0):b - 1])) if b > 1 else float("nan")})
+    return out
+
+
+def data_figures(episodes, budget: float) -> dict:
+    """Mean |action| and jitter of the data's episodes: all, and the best-rewarded tenth of those
+    that cost at most ``budget``."""
+    starts = np.concatenate([[0], np.cumsum(episodes.lengths)[:-1]])
+    acts = [episodes.actions[s:s + n] for s, n in zip(starts, episodes.lengths)]
+    jitter = np.array([np.abs(np.diff(a, axis=0)).mean() for a in acts])
+    size = np.array([np.abs(a).mean() for a in acts])
+    returns, costs = np.asarray(episodes.returns), np.asarray(episodes.cost_returns)
+    within = costs <= budget
+    good = within & (returns >= np.quantile(returns[within], 0.9)) if within.any() else within
+    return {"episodes": len(acts), "abs_action": float(size.mean()), "jitter": float(jitter.mean()),
+            "good_episodes": int(good.sum()),
+            "good_abs_action": float(size[good].mean()) if good.any() else float("nan"),
+            "good_jitter": float(jitter[good].mean()) if good.any() else float("nan")}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("task")
+    p.add_argument("--policy", action="append", required=True, metavar="NAME=PATH")
+    p.add_argument("--budget", type=float, required=True)
+    p.add_argument("--episodes", type=int, default=4)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--w-cfg", type=float, default=None)
+    p.add_argument("--beta", type=float, default=None)
+    p.add_argument("--budget-fraction", type=float, default=None)
+    p.add_argument("--threads", type=int, default=None)
+    args = p.parse_args(argv)
+
+    import pandas as pd
+    import torch
+
+    from tcdp_lib.data.dataset import load_dataset
+    from tcdp_lib.data.envs import make_env, seeded_reset
+    from tcdp_lib.planner.planner import PlannerConfig
+    from tcdp_lib.runs.evaluate import step_episodes
+    from tcdp_lib.runs.methods import load_policy
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    ds = load_dataset(args.task)
+    planning = {k: v for k, v in (("w_cfg", args.w_cfg), ("beta", args.beta),
+                                  ("budget_fraction", args.budget_fraction)) if v is not None}
+    data = data_figures(ds.episodes, args.budget)
+    print(f"data: {data['episodes']} episodes, |a| {data['abs_action']:.3f}, jitter {data['jitter']:.3f}; "
+          f"the {data['good_episodes']} best rewarded tenth of those costing at most {args.budget:g}: "
+          f"|a| {data['good_abs_action']:.3f}, jitter {data['good_jitter']:.3f}")
+    for spec in args.policy:
+        name, _, path = spec.partition("=")
+        if not path:
+            p.error(f"--policy {spec!r}: expected NAME=PATH")
+        make = load_policy(path, args.task, planner_config=PlannerConfig(**planning) if planning else None)
+        policy = make(args.seed)
+        envs = [make_env(args.task) for _ in range(args.episodes)]
+        try:
+            obs = np.stack([seeded_reset(env, 1000 * args.seed + i)[0] for i, env in enumerate(envs)])
+            policy.reset(len(envs), args.budget)
+            rows = {"r": [], "c": [], "a": []}
+            ended = np.zeros(len(envs), dtype=bool)  # episodes over before this step: NaN from then on
+
+            def on_step(t, o, a, r, c, done):
+                gone = ended.copy()
+                rows["r"].append(np.where(gone, np.nan, r))
+                rows["c"].append(np.where(gone, np.nan, c))
+                rows["a"].append(np.where(gone[:, None], np.nan, np.asarray(a, dtype=np.float64)))
+                ended[:] = done
+
+            totals, lengths, _ = step_episodes(envs, obs, policy, on_step=on_step)
+        finally:
+            for env in envs:
+                env.close()
+        table = pd.DataFrame(profile(np.array(rows["r"]), np.array(rows["c"]), np.array(rows["a"])))
+        rewards, costs = totals[:, 0], totals[:, 1]
+        norm = np.array([ds.normalized(r, c, args.budget) for r, c in zip(rewards, costs)])
+        print(f"\n{name}: reward {rewards.mean():.1f} (normalised {norm[:, 0].mean():.3f}), cost {costs.mean():.2f} "
+              f"(normalised {norm[:, 1].mean():.2f}), lengths {sorted(set(lengths.tolist()))}")
+        print(table.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
