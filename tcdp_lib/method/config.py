@@ -8,6 +8,7 @@ Data-dependent fields (``b_max``, scales) are ``None`` until ``TCDP.from_episode
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 
 from tcdp_lib.configs import config_from_dict
@@ -195,6 +196,9 @@ class TCDPConfig:
     inverse dynamics on planned states. For robots whose actions the state pair does not
     determine (CarCircle: inverse dynamics on real transitions reaches held-out R^2 0.77 / 0.52
     per action dimension, Ball 0.98 / 0.98)."""
+    action_weight: float = 1.0
+    """With ``plan_actions``: the weight of the first planned action (the one the agent takes) in
+    the denoising loss, against 1 for every other entry (Diffuser's ``action_weight``, 10 there)."""
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
     """The DiT backbone."""
     budget: BudgetConfig = field(default_factory=BudgetConfig)
@@ -213,6 +217,8 @@ class TCDPConfig:
         p = self.backbone.size().patch_size
         if self.horizon < 2 or self.horizon % p:
             raise ValueError(f"horizon ({self.horizon}) must be >= 2 and a multiple of the patch size ({p})")
+        if not (self.action_weight > 0 and math.isfinite(self.action_weight)):
+            raise ValueError(f"action_weight must be a positive number, got {self.action_weight}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

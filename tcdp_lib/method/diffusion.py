@@ -119,10 +119,13 @@ def pinball_loss(pred: torch.Tensor, target: torch.Tensor, quantile: float) -> t
     return torch.maximum(quantile * err, (quantile - 1) * err).mean()
 
 
-def epsilon_loss(eps_pred: torch.Tensor, noise: torch.Tensor, valid: torch.Tensor, fix_mask: torch.Tensor) -> torch.Tensor:
+def epsilon_loss(eps_pred: torch.Tensor, noise: torch.Tensor, valid: torch.Tensor, fix_mask: torch.Tensor,
+                 entry_weight: torch.Tensor | None = None) -> torch.Tensor:
     """Epsilon-prediction MSE over real (``valid``, ``(N, H)`` or ``(N, H, C)``) entries that are
-    not inpainted."""
-    weight = (valid.unsqueeze(-1) if valid.ndim == 2 else valid) & ~fix_mask  # (N, H, C)
+    not inpainted, each weighted by ``entry_weight`` (``(H, C)``, default 1)."""
+    weight = ((valid.unsqueeze(-1) if valid.ndim == 2 else valid) & ~fix_mask).to(eps_pred.dtype)  # (N, H, C)
+    if entry_weight is not None:
+        weight = weight * entry_weight
     return masked_mse(eps_pred, noise, weight)
 
 

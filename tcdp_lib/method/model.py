@@ -195,6 +195,11 @@ class TCDP(nn.Module):
         fix = torch.zeros(1, config.horizon, self.x_dim, dtype=torch.bool)
         fix[:, 0, :obs_dim] = True  # the first state is inpainted with the observation
         self.register_buffer("fix_mask", fix, persistent=False)
+        # the first planned action's weight in the denoising loss (config.action_weight)
+        entry_weight = torch.ones(1, config.horizon, self.x_dim)
+        if self.plan_actions:
+            entry_weight[:, 0, obs_dim:] = float(config.action_weight)
+        self.register_buffer("entry_weight", entry_weight, persistent=False)
 
     # ---------------------------------------------------------------- construction, I/O
 
@@ -306,7 +311,7 @@ class TCDP(nn.Module):
         """Epsilon MSE on real, non-inpainted entries; the encoder applies CFG dropout in training."""
         _, k, noise, x_k = self._noisy(batch, generator)
         eps = self.backbone(x_k, k, self.condition(batch, generator))  # (B, H, C)
-        return epsilon_loss(eps, noise, self.valid_entries(batch), self.fix_mask)
+        return epsilon_loss(eps, noise, self.valid_entries(batch), self.fix_mask, self.entry_weight)
 
     def energy_targets(self, batch: Batch) -> tuple[torch.Tensor, ...]:
         """The energy's regression targets by variant (value or reward first, then the scaled

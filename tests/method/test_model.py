@@ -116,6 +116,40 @@ def test_diffusion_loss_masks_padding_and_the_inpainted_state(episodes):
     assert model.loss_diffusion(none).item() == 0.0
 
 
+class ZeroEps(torch.nn.Module):
+    """Stub backbone: eps = 0 everywhere, so the loss is the weighted mean of the noise squared."""
+
+    def forward(self, x, t, cond):
+        return torch.zeros_like(x)
+
+
+@pytest.mark.parametrize("weight", [1.0, 10.0])
+def test_first_planned_action_carries_its_weight_in_the_loss(episodes, weight):
+    model = TCDP.from_episodes(episodes, tiny_config(plan_actions=True, action_weight=weight))
+    o, a = model.obs_dim, model.act_dim
+    assert model.x_dim == o + a
+    expected_w = torch.ones(1, 8, o + a)
+    expected_w[0, 0, o:] = weight  # the action taken now; the first state is inpainted
+    torch.testing.assert_close(model.entry_weight, expected_w)
+    windows = Windows.from_episodes(episodes, 8)
+    batch = make_batch(windows, PairSample(np.array([int(episodes.bounds[0, 0])]), np.array([1e6]), np.array([1e6]), 1))
+    model.backbone = ZeroEps()
+    loss = model.loss_diffusion(batch, torch.Generator().manual_seed(3))
+    g = torch.Generator().manual_seed(3)  # replay the loss's draws: timestep, then noise
+    torch.randint(0, 100, (1,), generator=g)
+    noise = torch.randn((1, 8, o + a), generator=g)
+    w = (model.valid_entries(batch) & ~model.fix_mask).float() * expected_w
+    assert w[0, 0, :o].sum() == 0 and w[0, 0, o:].sum() == weight * a  # the first action is a real entry
+    assert loss.item() == pytest.approx(((noise ** 2) * w).sum().item() / w.sum().item(), rel=1e-5)
+
+
+def test_action_weight_is_checked_and_idle_without_planned_actions(episodes):
+    with pytest.raises(ValueError, match="action_weight"):
+        tiny_config(action_weight=0.0)
+    model = TCDP.from_episodes(episodes, tiny_config(action_weight=10.0))  # states only: nothing to weight
+    assert model.x_dim == model.obs_dim and torch.all(model.entry_weight == 1)
+
+
 def test_save_load_roundtrip(episodes, tmp_path):
     from tcdp_lib.runs.checkpoint import atomic_save, load_model, model_payload
 
