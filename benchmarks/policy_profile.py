@@ -43,8 +43,7 @@ def profile(rewards: np.ndarray, costs: np.ndarray, actions: np.ndarray) -> list
 def data_figures(episodes, budget: float) -> dict:
     """Mean |action| and jitter of the data's episodes: all, and the best-rewarded tenth of those
     that cost at most ``budget``."""
-    starts = np.concatenate([[0], np.cumsum(episodes.lengths)[:-1]])
-    acts = [episodes.actions[s:s + n] for s, n in zip(starts, episodes.lengths)]
+    acts = [episodes.actions[a:b] for a, b in episodes.bounds]
     jitter = np.array([np.abs(np.diff(a, axis=0)).mean() for a in acts])
     size = np.array([np.abs(a).mean() for a in acts])
     returns, costs = np.asarray(episodes.returns), np.asarray(episodes.cost_returns)
