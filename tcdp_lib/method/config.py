@@ -183,6 +183,34 @@ class InverseDynamicsConfig:
 
 
 @dataclass(frozen=True)
+class ActionModelConfig:
+    """The action model under the plan: ``a_t = f(s_t, s_{t+gap})``, the action that takes the
+    agent from its state toward the chosen plan's state ``gap`` steps ahead.
+
+    Trained after the diffusion model (its own stage of ``tcdp train``, on the data's transitions,
+    MSE), so it regresses to the *mean* action that reaches a state ``gap`` steps on: the behaviour
+    data's control noise averages out, where a one-step model (or a planned action) reproduces it.
+    ``gap`` 0: none (the planned action, or one-step inverse dynamics). Chosen per task
+    (``runs.train.TASK_MODELS``) with ``benchmarks/action_gap.py``."""
+
+    gap: int = 0
+    """Planned steps ahead the action model reads; 0 switches it off."""
+    hidden: tuple[int, ...] = (256, 256)
+    """Hidden widths of its MLP."""
+    steps: int = 4000
+    """Training steps of its stage (batches of ``batch_size`` transitions)."""
+    batch_size: int = 512
+    lr: float = 1e-3
+
+    def __post_init__(self):
+        if self.gap < 0:
+            raise ValueError(f"action_model.gap must be >= 0, got {self.gap}")
+        if self.gap and (self.steps < 1 or self.batch_size < 1 or not self.lr > 0):
+            raise ValueError(f"action_model needs steps, batch_size >= 1 and lr > 0, got "
+                             f"{self.steps}, {self.batch_size}, {self.lr}")
+
+
+@dataclass(frozen=True)
 class TCDPConfig:
     """Everything that defines a TCDP model; saved with every checkpoint."""
 
@@ -192,8 +220,8 @@ class TCDPConfig:
     horizon: int = 32
     """Planned states per trajectory ``H`` (a multiple of the backbone's patch size)."""
     plan_actions: bool = False
-    """Plan states and actions jointly (Diffuser) and act on the planned actions, instead of
-    inverse dynamics on planned states. For robots whose actions the state pair does not
+    """Plan states and actions jointly (Diffuser) and act on the planned actions (unless the model
+    has an action model, ``action_model``), instead of inverse dynamics on planned states. For robots whose actions the state pair does not
     determine (CarCircle: inverse dynamics on real transitions reaches held-out R^2 0.77 / 0.52
     per action dimension, Ball 0.98 / 0.98)."""
     action_weight: float = 1.0
@@ -214,6 +242,8 @@ class TCDPConfig:
     """The energy model."""
     inverse_dynamics: InverseDynamicsConfig = field(default_factory=InverseDynamicsConfig)
     """The inverse dynamics model."""
+    action_model: ActionModelConfig = field(default_factory=ActionModelConfig)
+    """The action model under the plan (off by default); when on, the agent acts through it."""
 
     def __post_init__(self):
         get_variant(self.variant)
@@ -222,6 +252,8 @@ class TCDPConfig:
             raise ValueError(f"horizon ({self.horizon}) must be >= 2 and a multiple of the patch size ({p})")
         if not (self.action_weight > 0 and math.isfinite(self.action_weight)):
             raise ValueError(f"action_weight must be a positive number, got {self.action_weight}")
+        if self.action_model.gap >= self.horizon:
+            raise ValueError(f"action_model.gap ({self.action_model.gap}) must be below the horizon ({self.horizon})")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -1,4 +1,6 @@
 """Inverse dynamics ``a_t = f(s_t, s_{t+1})``: how the planner turns a state plan into an action.
+The same network over a longer gap, ``a_t = f(s_t, s_{t+k})``, is the action model under the plan
+(``config.ActionModelConfig``; its pairs: :func:`gap_pairs`).
 
 An MLP on the pair of (normalised) states with a tanh output mapped affinely onto the action
 box ``[low, high]`` (Ajay et al., 2023, Decision Diffuser), so every action it returns is valid.
@@ -45,3 +47,16 @@ class InverseDynamics(nn.Module):
         pred = self(s, s_next)
         weight = torch.ones(pred.shape[:-1], dtype=torch.bool, device=pred.device) if mask is None else mask
         return masked_mse(pred, a, weight.unsqueeze(-1))
+
+
+def gap_pairs(episodes, gap: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(s_t, s_{t+gap}, a_t)`` of every step of ``episodes`` with a state ``gap`` steps on in
+    the same episode: arrays ``(N, obs_dim)``, ``(N, obs_dim)``, ``(N, act_dim)``."""
+    if gap < 1:
+        raise ValueError(f"gap must be >= 1, got {gap}")
+    obs = np.asarray(episodes.observations, dtype=np.float32)
+    act = np.asarray(episodes.actions, dtype=np.float32)
+    idx = np.concatenate([np.arange(a, b - gap) for a, b in episodes.bounds if b - a > gap] or [np.zeros(0, int)])
+    if not len(idx):
+        raise ValueError(f"no episode is longer than the action model's gap ({gap} steps)")
+    return obs[idx], obs[idx + gap], act[idx]

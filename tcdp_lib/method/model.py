@@ -182,6 +182,15 @@ class TCDP(nn.Module):
             self.register_buffer("frontier_cost", torch.as_tensor(np.asarray(frontier[0]), dtype=torch.float32))
             self.register_buffer("frontier_return", torch.as_tensor(np.asarray(frontier[1]), dtype=torch.float32))
         self.inv_dyn = InverseDynamics(obs_dim, act_dim, action_low, action_high, hidden=config.inverse_dynamics.hidden)
+        self.action_gap = int(config.action_model.gap)
+        """Planned steps ahead the action model reads (``config.action_model``); 0: no action model."""
+        if self.action_gap:
+            # built on its own random stream, so that the rest of the model (and its training,
+            # which never touches these weights) is the same with or without it
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(self.action_gap)
+                self.action_model = InverseDynamics(obs_dim, act_dim, action_low, action_high,
+                                                    hidden=config.action_model.hidden)
         self.register_buffer("obs_mean", torch.as_tensor(normalizer.mean))
         self.register_buffer("obs_std", torch.as_tensor(normalizer.std))
         self.register_buffer("alphas_cumprod", make_alphas_cumprod(config.diffusion.schedule, config.diffusion.n_diffusion_steps))
@@ -343,6 +352,13 @@ class TCDP(nn.Module):
             raise ValueError(f"variant {self.config.variant!r} has no return condition")
         idx = torch.searchsorted(self.frontier_cost, budget.to(self.frontier_cost.dtype).contiguous(), right=True) - 1
         return self.frontier_return[idx.clamp_min(0)]
+
+    def act_toward(self, s: torch.Tensor, s_ahead: torch.Tensor) -> torch.Tensor:
+        """The action model's action from normalised states ``s (B, obs_dim)`` toward the planned
+        normalised states ``s_ahead (B, obs_dim)`` ``action_gap`` steps on, ``(B, act_dim)``."""
+        if not self.action_gap:
+            raise ValueError("this model has no action model (config.action_model.gap is 0)")
+        return self.action_model(s, s_ahead)
 
     def loss_inv(self, batch: Batch) -> torch.Tensor:
         """Inverse dynamics MSE on real transitions ``(s_k, s_{k+1}) -> a_k`` of the windows."""

@@ -76,8 +76,9 @@ class Plan:
     """``(B,)`` index of the chosen sample per environment (:func:`choose`: the best predicted value
     among the samples predicted within the remaining budget)."""
     actions: np.ndarray
-    """``(B, act_dim)`` the action to take now: the chosen plan's first action when the model plans
-    actions, else inverse dynamics on its first two states."""
+    """``(B, act_dim)`` the action to take now: the action model's toward the chosen plan's state
+    ``action_gap`` steps on when the model has one, else the plan's first action when the model
+    plans actions, else inverse dynamics on its first two states."""
     values: np.ndarray
     """``(B, S)`` predicted value of every sampled plan (the QN-normalised reward-to-go; the
     guided energy for TREBI; 0 without an energy model)."""
@@ -205,7 +206,9 @@ class Planner:
         xs = x.reshape(n_env, s, h, c)  # (B, S, H, C)
         best = xs[torch.arange(n_env, device=device), chosen]  # (B, H, C)
         states, planned = m.decode(xs)  # (B, S, H, obs), (B, S, H, A) or None
-        if planned is None:
+        if m.action_gap:  # the action model, toward the chosen plan's state action_gap steps on
+            actions = m.act_toward(best[:, 0, : m.obs_dim], best[:, m.action_gap, : m.obs_dim])  # (B, A)
+        elif planned is None:
             actions = m.inv_dyn(best[:, 0, : m.obs_dim], best[:, 1, : m.obs_dim])  # (B, A)
         else:
             actions = planned[torch.arange(n_env, device=device), chosen, 0]  # (B, A)

@@ -92,9 +92,15 @@ class TCDPPolicy:
 
     @torch.inference_mode()
     def _follow(self, obs: np.ndarray, offset: int) -> np.ndarray:
-        """The plan's action ``offset`` when the model plans actions; else inverse dynamics from the
-        current observation to the plan's state ``offset + 1``."""
+        """The action model's toward the plan's state ``offset + action_gap`` when the model has
+        one; else the plan's action ``offset`` when the model plans actions; else inverse dynamics
+        from the current observation to the plan's state ``offset + 1``."""
         m = self.model
+        if m.action_gap:
+            ahead = self.last_plan.best_states[:, min(offset + m.action_gap, m.horizon - 1)]
+            s = m.normalize(torch.as_tensor(obs, device=m.obs_mean.device))
+            s_ahead = m.normalize(torch.as_tensor(ahead, dtype=torch.float32, device=m.obs_mean.device))
+            return m.act_toward(s, s_ahead).cpu().numpy()
         planned = self.last_plan.best_actions
         if planned is not None:
             return planned[:, min(offset, m.horizon - 1)]

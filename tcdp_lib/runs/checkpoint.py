@@ -7,6 +7,7 @@ interrupted run resumes where it stopped.
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from pathlib import Path
 
@@ -30,19 +31,31 @@ def model_payload(model: TCDP, task: str, run_config: dict) -> dict:
     }
 
 
-def model_from_payload(payload: dict) -> TCDP:
+def model_from_payload(payload: dict, action_model=None) -> TCDP:
+    """The model of a model file's payload. ``action_model`` (an ``ActionModelConfig``): build it
+    with this action model instead of the file's, every other weight loaded and the action model's
+    left untrained (for ``train.fit_action_model``)."""
     # A shipped file may store its weights in float16 (``export_model(..., half=True)``); the
     # model always computes in float32.
     sd = {k: v.float() if v.is_floating_point() else v for k, v in payload["state_dict"].items()}
     from tcdp_lib.method.windows import Normalizer
 
+    config = TCDPConfig.from_dict(payload["model_config"])
+    if action_model is not None:
+        config = dataclasses.replace(config, action_model=action_model)
+        sd = {k: v for k, v in sd.items() if not k.startswith("action_model.")}
     model = TCDP(
-        TCDPConfig.from_dict(payload["model_config"]), payload["obs_dim"], payload["act_dim"],
+        config, payload["obs_dim"], payload["act_dim"],
         Normalizer(sd["obs_mean"].numpy(), sd["obs_std"].numpy()),
         sd["inv_dyn.action_low"].numpy(), sd["inv_dyn.action_high"].numpy(),
         frontier=frontier_from_state_dict(sd),
     )
-    model.load_state_dict(sd)
+    if action_model is None:
+        model.load_state_dict(sd)
+        return model
+    missing, unexpected = model.load_state_dict(sd, strict=False)
+    if unexpected or any(not k.startswith("action_model.") for k in missing):
+        raise KeyError(f"weights do not fit the model (missing {missing[:3]}, unexpected {unexpected[:3]})")
     return model
 
 

@@ -136,6 +136,12 @@ TASK_MODELS: dict[str, dict[str, dict]] = {
     # CarCircle's seed 1 was not made safe: 3.00 / 1.53 / 0.81 at 0.9 and 1.98 / 1.20 / 0.51 at
     # 0.97 against 2.51 / 1.27 / 0.76, with less reward.
     "OfflinePointCircle1Gymnasium-v0": {"energy": {"cost_quantile": 0.97}},
+    # The action model under the plan (``ActionModelConfig``; ``benchmarks/action_gap.py``): the car
+    # acts toward the chosen plan's state 8 steps on instead of on the planned action. Seed 0, 6
+    # episodes, b = 10 / 40: the planned action 0.465 / 0.78, 0.430 / 0.88; gap 1 (one-step inverse
+    # dynamics) 0.442 / 2.57, 0.366 / 0.75; gap 4 0.578 / 0.32, 0.677 / 0.70; gap 8 0.634 / 0.87,
+    # 0.709 / 0.90 (BC-Safe, 3 seeds x 20: 0.612 / 0.36, 0.669 / 0.71).
+    "OfflineCarCircle-v0": {"action_model": {"gap": 8}},
 }
 """Per task, the parts of its model that differ from its family's, as ``{part: {field: value}}``
 (``part`` a field of :class:`TCDPConfig` that is itself a config): each chosen by the measurement
@@ -145,7 +151,8 @@ beside it."""
 def default_model_config(task: str) -> TCDPConfig:
     """The model a task trains by default: ``TCDPConfig()``, or its family's (:data:`FAMILY_MODELS`),
     planning actions for the robots of :data:`PLAN_ACTIONS_ROBOTS`, with the task's own parts
-    (:data:`TASK_MODELS`: BallCircle's CTGDA sampling, PointCircle1's cost quantile)."""
+    (:data:`TASK_MODELS`: BallCircle's CTGDA sampling, PointCircle1's cost quantile, CarCircle's action
+    model)."""
     from tcdp_lib.data.tasks import get_task
 
     info = get_task(task)
@@ -195,10 +202,12 @@ def budget_prior_max(budgets, episode_costs, factor: float = 2.0) -> float:
 
 def _identity(run_dict: dict) -> dict:
     """The fields a resumed run must share with its checkpoint: all but ``train.steps`` (which may
-    grow) and the model's planning-time guidance scales (``model.guidance``: they change no weight)."""
+    grow), the model's planning-time guidance scales (``model.guidance``: they change no weight)
+    and its action model (``model.action_model``: trained in a stage of its own after the rest,
+    which it never changes; a run with another one refits only that stage)."""
     out = dict(run_dict)
     out["train"] = {k: v for k, v in run_dict.get("train", {}).items() if k != "steps"}
-    out["model"] = {k: v for k, v in run_dict.get("model", {}).items() if k != "guidance"}
+    out["model"] = {k: v for k, v in run_dict.get("model", {}).items() if k not in ("guidance", "action_model")}
     return out
 
 
@@ -210,6 +219,37 @@ def _with_defaults(run_dict: dict) -> dict | None:
         return json.loads(json.dumps(config_from_dict(RunConfig, run_dict).to_dict()))
     except (TypeError, ValueError, KeyError):
         return None
+
+
+def fit_action_model(model: TCDP, episodes, config, seed: int = 0, progress: bool = True) -> list[float]:
+    """Train ``model.action_model`` (the rest frozen, untouched) on the data's ``(s_t, s_{t+gap},
+    a_t)`` (:func:`~tcdp_lib.method.inverse_dynamics.gap_pairs`), states normalised by the model:
+    ``config.steps`` Adam steps of ``config.batch_size`` pairs, drawn from ``seed``. Returns the
+    mean loss of each tenth of the steps."""
+    from tqdm.auto import tqdm
+
+    from tcdp_lib.method.inverse_dynamics import gap_pairs
+
+    device = model.obs_mean.device
+    s, s_ahead, a = (torch.as_tensor(x, device=device) for x in gap_pairs(episodes, config.gap))
+    with torch.no_grad():
+        s, s_ahead = model.normalize(s), model.normalize(s_ahead)
+    net = model.action_model.train()
+    opt = torch.optim.Adam(net.parameters(), lr=config.lr)
+    gen = torch.Generator(device="cpu").manual_seed(int(seed))
+    losses, chunk = [], []
+    for step in tqdm(range(config.steps), desc=f"action model (gap {config.gap})", unit="step", disable=not progress):
+        idx = torch.randint(len(s), (config.batch_size,), generator=gen).to(device)
+        loss = net.loss(s[idx], s_ahead[idx], a[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        chunk.append(loss.item())
+        if len(chunk) >= max(config.steps // 10, 1) or step == config.steps - 1:
+            losses.append(float(np.mean(chunk)))
+            chunk = []
+    net.eval()
+    return losses
 
 
 def train_tcdp(
@@ -240,7 +280,9 @@ def train_tcdp(
     model = TCDP.from_episodes(dataset.episodes, run.model).to(device)
     run = dataclasses.replace(run, model=model.config)  # data-dependent fields resolved
     ema = copy.deepcopy(model).eval()
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    # the action model has a stage of its own (fit_action_model), outside this optimiser
+    opt = torch.optim.AdamW([p for n, p in model.named_parameters() if not n.startswith("action_model.")],
+                            lr=cfg.lr, weight_decay=cfg.weight_decay)
     rng = np.random.default_rng(run.seed)
     gen = torch.Generator(device=device).manual_seed(run.seed)
     windows = Windows.from_episodes(dataset.episodes, run.model.horizon)
@@ -249,6 +291,7 @@ def train_tcdp(
     window_cdf = model.window_cdf(windows)
     history: list[dict] = []
     step, wall = 0, 0.0
+    fitted = False  # the action model's stage is done for this config
 
     ckpt_path = run_dir / "checkpoint.pt"
     if ckpt_path.exists():
@@ -260,8 +303,14 @@ def train_tcdp(
                 f"(task {(saved or {}).get('task')!r}); "
                 f"delete {run_dir} or choose another run directory"
             )
-        model.load_state_dict(ckpt["model"])
-        ema.load_state_dict(ckpt["ema"])
+        action_model = json.loads(json.dumps(run.model.action_model.__dict__))
+        fitted = ckpt.get("action_model") == action_model and model.action_gap > 0
+        for name, module in (("model", model), ("ema", ema)):
+            state = {k: v for k, v in ckpt[name].items() if fitted or not k.startswith("action_model.")}
+            missing, unexpected = module.load_state_dict(state, strict=False)
+            if unexpected or any(not k.startswith("action_model.") for k in missing):
+                raise CheckpointError(f"{ckpt_path}: its {name} weights do not fit this model "
+                                      f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
         opt.load_state_dict(ckpt["optimizer"])
         rng.bit_generator.state = json.loads(ckpt["numpy_rng"])
         gen.set_state(ckpt["torch_rng"].cpu())
@@ -271,6 +320,7 @@ def train_tcdp(
     def save_checkpoint():
         atomic_save({
             "run_config": json.dumps(run.to_dict()), "step": step, "wall_time_s": wall,
+            "action_model": json.loads(json.dumps(run.model.action_model.__dict__)) if fitted else None,
             "model": model.state_dict(), "ema": ema.state_dict(), "optimizer": opt.state_dict(),
             "numpy_rng": json.dumps(rng.bit_generator.state), "torch_rng": gen.get_state(),
             "history": history,
@@ -325,6 +375,11 @@ def train_tcdp(
         raise
     finally:
         bar.close()
+    if model.action_gap and not fitted:
+        fit_action_model(ema, dataset.episodes, run.model.action_model, seed=run.seed, progress=progress)
+        model.action_model.load_state_dict(ema.action_model.state_dict())
+        fitted = True
+        save_checkpoint()
     ema.eval()
     return TrainResult(model=ema, run_dir=run_dir, model_path=run_dir / "model.pt", history=history,
                        wall_time_s=wall)

@@ -20,6 +20,12 @@ from tcdp_lib.method import (
     sample_batch,
 )
 from tcdp_lib.planner import Plan, Planner, PlannerConfig, online_remaining_budget
+import dataclasses
+
+from tcdp_lib.method.config import ActionModelConfig
+from tcdp_lib.method.inverse_dynamics import gap_pairs
+from tcdp_lib.planner.policy import PolicyConfig, TCDPPolicy
+from tcdp_lib.runs.train import fit_action_model
 
 OBS, ACT, H = 4, 2, 8
 
@@ -182,3 +188,97 @@ def test_planner_config_validation(trained):
     # guidance defaults come from the model config
     p = Planner(model)
     assert (p.w_cfg, p.beta) == (GuidanceConfig().w_cfg, GuidanceConfig().beta)
+
+
+# --- the action model under the plan: the pairs it learns from, its stage of training, and the
+# planner and policy acting through it toward the chosen plan's state ``gap`` steps on
+
+GAP = 3
+
+
+def test_gap_pairs_stay_within_their_episode():
+    episodes = random_walk_episodes(n_episodes=4, length=30)
+    s, s_ahead, a = gap_pairs(episodes, GAP)
+    assert len(s) == 4 * (30 - GAP)
+    obs, act = np.asarray(episodes.observations), np.asarray(episodes.actions)
+    for i, (start, end) in enumerate(episodes.bounds):
+        rows = slice(i * (30 - GAP), (i + 1) * (30 - GAP))
+        np.testing.assert_array_equal(s[rows], obs[start:end - GAP])
+        np.testing.assert_array_equal(s_ahead[rows], obs[start + GAP:end])
+        np.testing.assert_array_equal(a[rows], act[start:end - GAP])
+    with pytest.raises(ValueError, match="gap must be >= 1"):
+        gap_pairs(episodes, 0)
+    with pytest.raises(ValueError, match="no episode is longer"):
+        gap_pairs(episodes, 30)
+
+
+def test_action_model_config_is_checked():
+    with pytest.raises(ValueError, match="below the horizon"):
+        tiny_config(action_model=ActionModelConfig(gap=H))
+    with pytest.raises(ValueError, match=">= 0"):
+        ActionModelConfig(gap=-1)
+
+
+def _with_action_model(trained, gap=GAP, steps=300):
+    """The trained tiny model with an action model of ``gap`` fitted on its episodes."""
+    episodes, base = trained
+    config = dataclasses.replace(base.config, action_model=ActionModelConfig(gap=gap, steps=steps, batch_size=64))
+    model = TCDP(config, base.obs_dim, base.act_dim, base.normalizer, base.inv_dyn.action_low.numpy(),
+                 base.inv_dyn.action_high.numpy())
+    missing, unexpected = model.load_state_dict(base.state_dict(), strict=False)
+    assert not unexpected and all(k.startswith("action_model.") for k in missing) and missing
+    losses = fit_action_model(model, episodes, config.action_model, seed=0, progress=False)
+    return episodes, model.eval(), losses
+
+
+def test_fit_action_model_learns_the_data_and_touches_nothing_else(trained):
+    """On the random walk ``s' = s + 0.3 a`` the one-step action is exact: the fit drives the loss
+    far below the actions' variance (1/3); the other weights stay as they were."""
+    _, base = trained
+    before = {k: v.clone() for k, v in base.state_dict().items()}
+    _, model, losses = _with_action_model(trained, gap=1, steps=600)
+    assert losses[-1] < 0.2 * losses[0] and losses[-1] < 0.03
+    for k, v in before.items():
+        torch.testing.assert_close(model.state_dict()[k], v)
+
+
+def test_planner_acts_toward_the_plan_state_gap_steps_on(trained):
+    episodes, model, _ = _with_action_model(trained)
+    obs = episodes.observations[[3, 70]]
+    plan = Planner(model, PlannerConfig(n_samples=2)).plan(obs, [2.0, 5.0], generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        best = model.normalize(torch.as_tensor(plan.best_states))
+        toward = model.act_toward(best[:, 0], best[:, GAP]).numpy()
+        next_state = model.act_toward(best[:, 0], best[:, 1]).numpy()
+        one_step = model.inv_dyn(best[:, 0], best[:, 1]).numpy()
+    np.testing.assert_allclose(plan.actions, toward, atol=1e-4)
+    # the state it reads is the one GAP steps on: not the next one, and not inverse dynamics
+    assert np.abs(plan.actions - next_state).max() > 1e-3
+    assert np.abs(plan.actions - one_step).max() > 1e-3
+    assert plan.actions.shape == (2, ACT) and np.all(np.abs(plan.actions) <= 1)
+
+
+def test_policy_between_plans_acts_toward_the_state_gap_steps_past_its_offset(trained):
+    episodes, model, _ = _with_action_model(trained)
+    policy = TCDPPolicy(model, PlannerConfig(n_samples=1), PolicyConfig(replan_every=2))
+    policy.reset(2, 5.0)
+    obs = episodes.observations[[3, 70]]
+    policy.act(obs, np.zeros(2), np.zeros(2))  # plans
+    nxt = episodes.observations[[4, 71]]
+    got = policy.act(nxt, np.zeros(2), np.zeros(2))  # step 1 of the plan: no replan
+    with torch.no_grad():
+        s = model.normalize(torch.as_tensor(nxt))
+        ahead = model.normalize(torch.as_tensor(policy.last_plan.best_states[:, 1 + GAP], dtype=torch.float32))
+        want = model.act_toward(s, ahead).numpy()
+        wrong = model.act_toward(s, model.normalize(torch.as_tensor(policy.last_plan.best_states[:, GAP],
+                                                                    dtype=torch.float32))).numpy()
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    assert np.abs(got - wrong).max() > 1e-4
+
+
+def test_a_model_without_action_model_refuses_to_act_through_one(trained):
+    _, model = trained
+    assert model.action_gap == 0 and not hasattr(model, "action_model")
+    with pytest.raises(ValueError, match="no action model"):
+        model.act_toward(torch.zeros(1, model.obs_dim), torch.zeros(1, model.obs_dim))
+    assert isinstance(model.config, TCDPConfig)

@@ -86,6 +86,47 @@ def test_checkpoint_from_before_a_new_config_field_resumes(small_file, tmp_path)
                    progress=False)
 
 
+def test_action_model_stage_leaves_the_rest_and_refits_alone(small_file, tmp_path):
+    """The action model trains in a stage of its own: a run with one has the same other weights as
+    a run without; a finished run given an action model fits only that stage (no step more), once."""
+    import dataclasses
+
+    from tcdp_lib.method.config import ActionModelConfig
+    from tcdp_lib.runs.checkpoint import safe_load
+
+    path, _ = small_file
+    ds = load_dataset("OfflineBallCircle-v0", path)
+    gapped = dataclasses.replace(SMOKE_MODEL, action_model=ActionModelConfig(gap=2, steps=30, batch_size=32))
+    plain = train_tcdp(ds, tiny_run(10), run_dir=tmp_path / "plain", progress=False)
+    with_am = train_tcdp(ds, dataclasses.replace(tiny_run(10), model=gapped), run_dir=tmp_path / "am", progress=False)
+    a, b = plain.model.state_dict(), with_am.model.state_dict()
+    assert sorted(k for k in b if k not in a) == sorted(k for k in b if k.startswith("action_model."))
+    for k in a:
+        torch.testing.assert_close(b[k], a[k])
+    untrained = TCDP_with_gap(with_am.model)
+    assert any(not torch.equal(b[k], untrained[k]) for k in b if k.startswith("action_model."))
+
+    # the plain run, resumed with an action model: the stage alone, its weights as in the run above
+    refit = train_tcdp(ds, dataclasses.replace(tiny_run(10), model=gapped), run_dir=tmp_path / "plain", progress=False)
+    assert [h["step"] for h in refit.history] == [5, 10]
+    r = refit.model.state_dict()
+    for k in b:
+        torch.testing.assert_close(r[k], b[k])
+    assert safe_load(tmp_path / "plain" / "checkpoint.pt")["action_model"]["gap"] == 2
+    model, _ = load_model(refit.model_path, task="OfflineBallCircle-v0")
+    assert model.action_gap == 2
+    torch.testing.assert_close(model.state_dict()["action_model.net.0.weight"], r["action_model.net.0.weight"])
+
+
+def TCDP_with_gap(model):
+    """The state of a freshly built copy of ``model`` (its action model untrained)."""
+    from tcdp_lib.method.model import TCDP
+
+    fresh = TCDP(model.config, model.obs_dim, model.act_dim, model.normalizer,
+                 model.inv_dyn.action_low.numpy(), model.inv_dyn.action_high.numpy())
+    return fresh.state_dict()
+
+
 def test_checkpoint_of_another_task_is_refused(small_file, tmp_path):
     path, _ = small_file
     ds = load_dataset("OfflineBallCircle-v0", path)
