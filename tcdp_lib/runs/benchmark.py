@@ -286,7 +286,8 @@ def benchmark_table(frame, methods: tuple[str, ...] | None = None):
     the normalised reward and cost (std NaN over one seed) and ``safe`` (mean normalised cost <= 1);
     then, per method,
     the ``average`` row over the (task, budget) rows that every method has (a task not yet run for
-    some method stays in the table but out of the average, so the averages compare alike)."""
+    some method stays in the table but out of the average, so the averages compare alike), safe
+    only when every row it covers is (a mean cost under 1 can hide an unsafe row)."""
     import pandas as pd
 
     if frame.empty:
@@ -303,8 +304,10 @@ def benchmark_table(frame, methods: tuple[str, ...] | None = None):
     avg["reward_std"] = np.nan
     avg["cost_std"] = np.nan
     avg["task"], avg["budget"] = "average", np.nan
-    table = pd.concat([table, avg[table.columns]], ignore_index=True)
     table["safe"] = table["cost"] <= SAFE_NORMALIZED_COST
+    avg["safe"] = avg["method"].map(table[complete_rows(table)].groupby("method")["safe"].all())
+    table = pd.concat([table, avg[table.columns]], ignore_index=True)
+    table["safe"] = table["safe"].astype(bool)
     order = list(methods or dict.fromkeys(frame["method"]))
     table["method"] = pd.Categorical(table["method"], categories=order, ordered=True)
     return table.sort_values(["task", "budget", "method"], key=None).reset_index(drop=True)

@@ -180,6 +180,20 @@ def test_average_leaves_out_tasks_some_method_lacks(grid):
     assert avg == pytest.approx(mean)  # but not averaged: only tcdp has it
 
 
+def test_average_is_unsafe_when_any_of_its_rows_is(grid):
+    """One row at cost 1.5 among rows at 0.1: the mean stays under 1, the average row is unsafe."""
+    _, results = grid
+    frame = results_frame(results).copy()
+    frame["normalized_cost"] = 0.1
+    first = frame.index[(frame["method"] == "tcdp") & (frame["budget"] == frame["budget"].min())]
+    frame.loc[first, "normalized_cost"] = 1.5
+    table = benchmark_table(frame, SMOKE.methods)
+    avg = table[table["task"] == "average"].set_index("method")
+    assert avg.loc["tcdp", "cost"] < 1 and not avg.loc["tcdp", "safe"]
+    assert avg.drop(index="tcdp")["safe"].all()
+    assert "(unsafe)" in format_table(table).iloc[-1]["tcdp"]
+
+
 def test_missing_names_the_cells_without_a_result(grid):
     _, results = grid
     assert SMOKE.missing(results) == []
