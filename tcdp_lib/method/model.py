@@ -353,6 +353,14 @@ class TCDP(nn.Module):
         idx = torch.searchsorted(self.frontier_cost, budget.to(self.frontier_cost.dtype).contiguous(), right=True) - 1
         return self.frontier_return[idx.clamp_min(0)]
 
+    def load_all_but_action_model(self, state: dict) -> None:
+        """Load ``state`` without its action model's weights (if any): every other weight must fit
+        exactly; the action model keeps its own (to be fitted). ``KeyError`` otherwise."""
+        state = {k: v for k, v in state.items() if not k.startswith("action_model.")}
+        missing, unexpected = self.load_state_dict(state, strict=False)
+        if unexpected or any(not k.startswith("action_model.") for k in missing):
+            raise KeyError(f"weights do not fit the model (missing {missing[:3]}, unexpected {unexpected[:3]})")
+
     def act_toward(self, s: torch.Tensor, s_ahead: torch.Tensor) -> torch.Tensor:
         """The action model's action from normalised states ``s (B, obs_dim)`` toward the planned
         normalised states ``s_ahead (B, obs_dim)`` ``action_gap`` steps on, ``(B, act_dim)``."""

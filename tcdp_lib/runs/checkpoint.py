@@ -43,7 +43,6 @@ def model_from_payload(payload: dict, action_model=None) -> TCDP:
     config = TCDPConfig.from_dict(payload["model_config"])
     if action_model is not None:
         config = dataclasses.replace(config, action_model=action_model)
-        sd = {k: v for k, v in sd.items() if not k.startswith("action_model.")}
     model = TCDP(
         config, payload["obs_dim"], payload["act_dim"],
         Normalizer(sd["obs_mean"].numpy(), sd["obs_std"].numpy()),
@@ -52,10 +51,8 @@ def model_from_payload(payload: dict, action_model=None) -> TCDP:
     )
     if action_model is None:
         model.load_state_dict(sd)
-        return model
-    missing, unexpected = model.load_state_dict(sd, strict=False)
-    if unexpected or any(not k.startswith("action_model.") for k in missing):
-        raise KeyError(f"weights do not fit the model (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    else:
+        model.load_all_but_action_model(sd)
     return model
 
 

@@ -294,6 +294,7 @@ def train_tcdp(
     history: list[dict] = []
     step, wall = 0, 0.0
     fitted = False  # the action model's stage is done for this config
+    action_model_key = json.loads(json.dumps(dataclasses.asdict(run.model.action_model)))  # as the checkpoint keeps it
 
     ckpt_path = run_dir / "checkpoint.pt"
     if ckpt_path.exists():
@@ -305,14 +306,12 @@ def train_tcdp(
                 f"(task {(saved or {}).get('task')!r}); "
                 f"delete {run_dir} or choose another run directory"
             )
-        action_model = json.loads(json.dumps(run.model.action_model.__dict__))
-        fitted = ckpt.get("action_model") == action_model and model.action_gap > 0
+        fitted = model.action_gap > 0 and ckpt.get("action_model") == action_model_key
         for name, module in (("model", model), ("ema", ema)):
-            state = {k: v for k, v in ckpt[name].items() if fitted or not k.startswith("action_model.")}
-            missing, unexpected = module.load_state_dict(state, strict=False)
-            if unexpected or any(not k.startswith("action_model.") for k in missing):
-                raise CheckpointError(f"{ckpt_path}: its {name} weights do not fit this model "
-                                      f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+            try:
+                module.load_state_dict(ckpt[name]) if fitted else module.load_all_but_action_model(ckpt[name])
+            except (KeyError, RuntimeError) as err:
+                raise CheckpointError(f"{ckpt_path}: its {name} weights do not fit this model ({err})") from err
         opt.load_state_dict(ckpt["optimizer"])
         rng.bit_generator.state = json.loads(ckpt["numpy_rng"])
         gen.set_state(ckpt["torch_rng"].cpu())
@@ -322,7 +321,7 @@ def train_tcdp(
     def save_checkpoint():
         atomic_save({
             "run_config": json.dumps(run.to_dict()), "step": step, "wall_time_s": wall,
-            "action_model": json.loads(json.dumps(run.model.action_model.__dict__)) if fitted else None,
+            "action_model": action_model_key if fitted else None,
             "model": model.state_dict(), "ema": ema.state_dict(), "optimizer": opt.state_dict(),
             "numpy_rng": json.dumps(rng.bit_generator.state), "torch_rng": gen.get_state(),
             "history": history,
@@ -378,8 +377,10 @@ def train_tcdp(
     finally:
         bar.close()
     if model.action_gap and not fitted:
+        t0 = time.time()
         fit_action_model(ema, dataset.episodes, run.model.action_model, seed=run.seed, progress=progress)
         model.action_model.load_state_dict(ema.action_model.state_dict())
+        wall += time.time() - t0  # the stage counts in the run's training time
         fitted = True
         save_checkpoint()
     ema.eval()
