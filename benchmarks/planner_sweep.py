@@ -33,6 +33,11 @@ def main(argv=None) -> int:
     p.add_argument("--cost-weight", type=float, nargs="*", default=[None])
     p.add_argument("--sampling-steps", type=int, nargs="*", default=[None])
     p.add_argument("--budget-fraction", type=float, nargs="*", default=[None])
+    p.add_argument("--ensemble", type=int, nargs="*", default=[None])
+    p.add_argument("--warm-level", type=float, nargs="*", default=[None], help="warm_start_level")
+    p.add_argument("--temporal-ensemble", type=int, nargs="*", default=[None])
+    p.add_argument("--action-gap", type=int, nargs="*", default=[None],
+                   help="act through an action model of this gap, fitted on the data (0: none); default: the file's")
     p.add_argument("--episodes", type=int, default=10)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--n-envs", type=int, default=10)
@@ -46,24 +51,43 @@ def main(argv=None) -> int:
     from tcdp_lib.data.dataset import load_dataset
     from tcdp_lib.planner.planner import PlannerConfig
     from tcdp_lib.planner.policy import PolicyConfig, TCDPPolicy
-    from tcdp_lib.runs.checkpoint import load_model
+    from tcdp_lib.method.config import ActionModelConfig
+    from tcdp_lib.runs.checkpoint import load_model, model_from_payload, read_model_file
     from tcdp_lib.runs.evaluate import evaluate
+    from tcdp_lib.runs.train import fit_action_model
 
     if args.threads:
         torch.set_num_threads(args.threads)
     ds = load_dataset(args.task)
-    model, _ = load_model(args.model, task=args.task)
-    rows = []
-    grid = list(itertools.product(args.replan_every, args.warm_start, args.samples, args.w_cfg, args.beta,
-                                  args.cost_weight, args.sampling_steps, args.budget_fraction))
-    for replan, warm, samples, w, beta, n_cost, steps, frac in grid:
-        over = {k: v for k, v in (("n_samples", samples), ("w_cfg", w), ("beta", beta), ("cost_weight", n_cost),
-                                  ("sampling_steps", steps), ("budget_fraction", frac)) if v is not None}
-        pcfg = PlannerConfig(**over)
-        pol = {k: v for k, v in (("replan_every", replan), ("warm_start", None if warm is None else bool(warm)))
-               if v is not None}
+    file_model, _ = load_model(args.model, task=args.task)
+    models = {}
 
-        def make_policy(seed, pcfg=pcfg, pol=pol):
+    def model_with_gap(gap):
+        """The file's model, or the file's other weights under an action model of ``gap`` fitted here."""
+        if gap is None:
+            return file_model
+        if gap not in models:
+            config = ActionModelConfig(gap=gap)
+            models[gap] = model_from_payload(read_model_file(args.model), action_model=config).eval()
+            if gap:
+                fit_action_model(models[gap], ds.episodes, config, seed=args.seed, progress=False)
+        return models[gap]
+
+    rows = []
+    grid = list(itertools.product(args.action_gap, args.replan_every, args.warm_start, args.samples, args.w_cfg,
+                                  args.beta, args.cost_weight, args.sampling_steps, args.budget_fraction, args.ensemble,
+                                  args.temporal_ensemble, args.warm_level))
+    for gap, replan, warm, samples, w, beta, n_cost, steps, frac, ens, temporal, level in grid:
+        model = model_with_gap(gap)
+        over = {k: v for k, v in (("n_samples", samples), ("w_cfg", w), ("beta", beta), ("cost_weight", n_cost),
+                                  ("sampling_steps", steps), ("budget_fraction", frac), ("ensemble", ens),
+                                  ("warm_start_level", level))
+                if v is not None}
+        pcfg = PlannerConfig(**over)
+        pol = {k: v for k, v in (("replan_every", replan), ("warm_start", None if warm is None else bool(warm)),
+                                 ("temporal_ensemble", temporal)) if v is not None}
+
+        def make_policy(seed, model=model, pcfg=pcfg, pol=pol):
             return TCDPPolicy(model, pcfg, PolicyConfig(seed=seed, **pol))
 
         t0 = time.time()
@@ -72,7 +96,7 @@ def main(argv=None) -> int:
         wall = time.time() - t0
         for s in summary:
             within = np.mean([r.cost <= s.budget for r in results if r.budget == s.budget])
-            rows.append({**{k: v for k, v in over.items()}, **pol, "budget": s.budget, "reward": s.reward,
+            rows.append({**({} if gap is None else {"action_gap": gap}), **over, **pol, "budget": s.budget, "reward": s.reward,
                          "cost": s.cost, "norm_reward": s.normalized_reward, "norm_cost": s.normalized_cost,
                          "within_budget": within, "wall_s": wall})
         print(pd.DataFrame(rows[-len(summary):]).to_string(index=False, float_format=lambda v: f"{v:.3f}"), flush=True)

@@ -104,11 +104,12 @@ def _cmd_evaluate(args) -> int:
     budgets = list(ds.meta.budgets) if budgets is None else budgets
     over = {} if args.samples is None else {"n_samples": args.samples}
     pcfg = PlannerConfig(w_cfg=args.w_cfg, beta=args.beta, sampling_steps=args.sampling_steps,
-                         cost_weight=args.cost_weight, budget_fraction=args.budget_fraction, **over)
+                         cost_weight=args.cost_weight, budget_fraction=args.budget_fraction,
+                         ensemble=args.ensemble, **over)
     model = Path(args.model)
     warm = None if args.warm_start is None else bool(args.warm_start)
     make_policy = load_policy(model, args.task, pcfg, replan_every=args.replan_every, method=args.method,
-                              warm_start=warm, budgets=budgets)
+                              warm_start=warm, budgets=budgets, temporal_ensemble=args.temporal_ensemble)
     method = args.method or method_of(model)
     base = model if model.is_dir() else model.parent
     out = Path(args.out) if args.out else base / "eval"
@@ -116,7 +117,8 @@ def _cmd_evaluate(args) -> int:
                           episodes=args.episodes, n_envs=args.n_envs, out_dir=out,
                           progress=not args.quiet,
                           meta={"method": method, "model": str(args.model), "planner": pcfg.__dict__,
-                                "replan_every": args.replan_every, "warm_start": warm})
+                                "replan_every": args.replan_every, "warm_start": warm,
+                                "temporal_ensemble": args.temporal_ensemble})
     print(f"{'budget':>7s} {'norm. reward':>14s} {'norm. cost':>12s}  safe")
     for s in summary:
         print(f"{s.budget:7g} {s.normalized_reward:7.3f} ± {s.normalized_reward_std:.3f} "
@@ -201,7 +203,8 @@ def _cmd_export(args) -> int:
     from tcdp_lib.runs.checkpoint import export_model
 
     out = export_model(Path(args.model), Path(args.out), w_cfg=args.w_cfg, beta=args.beta, half=args.half,
-                       budget_fraction=args.budget_fraction)
+                       budget_fraction=args.budget_fraction, ensemble=args.ensemble,
+                       temporal_ensemble=args.temporal_ensemble)
     print(f"wrote {out}")
     return 0
 
@@ -305,6 +308,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="share of the remaining budget planned for (default: the model's)")
     e.add_argument("--sampling-steps", type=int, default=None)
     e.add_argument("--cost-weight", type=float, default=None, help="TREBI's cost penalty n")
+    e.add_argument("--ensemble", type=int, default=None,
+                   help="act on the mean action of this many best samples within the budget (default: the model's)")
+    e.add_argument("--temporal-ensemble", type=int, default=None,
+                   help="act on the mean of the last this-many plans' actions for the step (default: the model's)")
     e.add_argument("--replan-every", type=int, default=None,
                    help="environment steps between plans (default: PolicyConfig's)")
     e.add_argument("--warm-start", type=int, choices=[0, 1], default=None,
@@ -384,6 +391,8 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--w-cfg", type=float, default=None)
     x.add_argument("--beta", type=float, default=None)
     x.add_argument("--budget-fraction", type=float, default=None, help="share of the remaining budget planned for")
+    x.add_argument("--ensemble", type=int, default=None, help="samples whose actions are averaged")
+    x.add_argument("--temporal-ensemble", type=int, default=None, help="plans whose actions for a step are averaged")
     x.add_argument("--half", action="store_true", help="store the weights in float16 (half the file)")
     x.set_defaults(func=_cmd_export)
 

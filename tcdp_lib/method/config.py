@@ -146,10 +146,23 @@ class GuidanceConfig:
     they are given overshoot by what the executed path departs from the plan (measured on
     BallCircle, 10 episodes: realised cost 1.13 / 1.03 / 0.98 of b = 10 / 20 / 40 at 1, 0.75 /
     0.71 / 0.78 at 0.5)."""
+    ensemble: int = 1
+    """The action taken is the mean of the actions of this many samples: the best-ranked among
+    those whose predicted cost-to-go fits the remaining budget (fewer when fewer fit; the chosen
+    plan alone when none does). 1: the chosen plan's action."""
+    temporal_ensemble: int = 1
+    """The action taken is the mean of the actions for this step of the last this-many plans
+    (temporal ensembling, as Diffusion Policy and ACT execute action chunks): the newest plan's
+    action and, from each older plan, the action toward its state for this step. 1: the newest
+    plan's alone."""
 
     def __post_init__(self):
         if not 0 < self.budget_fraction <= 1:
             raise ValueError(f"budget_fraction must lie in (0, 1], got {self.budget_fraction}")
+        if self.ensemble < 1:
+            raise ValueError(f"ensemble must be >= 1, got {self.ensemble}")
+        if self.temporal_ensemble < 1:
+            raise ValueError(f"temporal_ensemble must be >= 1, got {self.temporal_ensemble}")
 
 
 @dataclass(frozen=True)

@@ -54,10 +54,15 @@ class PlannerConfig:
     """Environment steps between two plans: the previous plan is shifted by this many states."""
     budget_fraction: float | None = None
     """Share of the remaining budget planned for; ``None``: ``model.config.guidance.budget_fraction``."""
+    ensemble: int | None = None
+    """Samples whose actions are averaged into the action taken (:func:`ensemble_weights`);
+    ``None``: ``model.config.guidance.ensemble``."""
 
     def __post_init__(self):
         if self.budget_fraction is not None and not 0 < self.budget_fraction <= 1:
             raise SettingError(f"budget_fraction must lie in (0, 1], got {self.budget_fraction}")
+        if self.ensemble is not None and self.ensemble < 1:
+            raise SettingError(f"ensemble must be >= 1, got {self.ensemble}")
         if self.n_samples < 1:
             raise SettingError(f"n_samples must be >= 1, got {self.n_samples}")
         if not 0 < self.warm_start_level <= 1:
@@ -119,6 +124,7 @@ class Planner:
         self.w_cfg = mc.guidance.w_cfg if config.w_cfg is None else config.w_cfg
         self.beta = mc.guidance.beta if config.beta is None else config.beta
         self.budget_fraction = mc.guidance.budget_fraction if config.budget_fraction is None else config.budget_fraction
+        self.ensemble = min(mc.guidance.ensemble if config.ensemble is None else config.ensemble, config.n_samples)
         # A variant without a condition samples its unconditional prior (CFG off); one without an
         # energy model has no classifier guidance and picks among samples at random (the first).
         if not model.variant.uses_cfg:
@@ -206,12 +212,13 @@ class Planner:
         xs = x.reshape(n_env, s, h, c)  # (B, S, H, C)
         best = xs[torch.arange(n_env, device=device), chosen]  # (B, H, C)
         states, planned = m.decode(xs)  # (B, S, H, obs), (B, S, H, A) or None
-        if m.action_gap:  # the action model, toward the chosen plan's state action_gap steps on
-            actions = m.act_toward(best[:, 0, : m.obs_dim], best[:, m.action_gap, : m.obs_dim])  # (B, A)
-        elif planned is None:
-            actions = m.inv_dyn(best[:, 0, : m.obs_dim], best[:, 1, : m.obs_dim])  # (B, A)
+        if self.ensemble == 1:
+            actions = self._actions(best.unsqueeze(1), None if planned is None else planned[:, :, 0][
+                torch.arange(n_env, device=device), chosen].unsqueeze(1))[:, 0]  # (B, A)
         else:
-            actions = planned[torch.arange(n_env, device=device), chosen, 0]  # (B, A)
+            weights = ensemble_weights(values, costs, b_env, chosen, self.ensemble)  # (B, S)
+            per_sample = self._actions(xs, None if planned is None else planned[:, :, 0])  # (B, S, A)
+            actions = (weights.unsqueeze(-1) * per_sample).sum(dim=1)  # (B, A)
         states[:, :, 0] = obs_t.unsqueeze(1)  # the first state is the observation (exact, not round-tripped)
         return Plan(
             states=states.cpu().numpy(),
@@ -222,6 +229,17 @@ class Planner:
             remaining_budget=b_env.cpu().numpy(),
             planned_actions=None if planned is None else planned.cpu().numpy(),
         )
+
+    def _actions(self, xs, planned_first):
+        """``(B, S, A)`` the first action of plans ``xs (B, S, H, C)`` (encoded): the action model's
+        toward the state ``action_gap`` steps on, else inverse dynamics on the first two states,
+        else the planned first actions ``planned_first (B, S, A)``."""
+        m = self.model
+        if m.action_gap:
+            return m.act_toward(xs[:, :, 0, : m.obs_dim], xs[:, :, m.action_gap, : m.obs_dim])
+        if planned_first is None:
+            return m.inv_dyn(xs[:, :, 0, : m.obs_dim], xs[:, :, 1, : m.obs_dim])
+        return planned_first
 
     def _score(self, x, budget, steps_left, n_env: int, s: int):
         """Predicted value and cost-to-go (raw cost units) of clean plans ``x (B*S, H, C)``."""
@@ -234,6 +252,21 @@ class Planner:
         if self.energy is None:
             return torch.zeros(n_env, s, device=x.device), nan  # no value model: the first sample
         return self.energy(x, t_clean, budget, steps_left).reshape(n_env, s), nan
+
+
+def ensemble_weights(values: torch.Tensor, costs: torch.Tensor, remaining_budget: torch.Tensor, chosen: torch.Tensor,
+                     k: int) -> torch.Tensor:
+    """``(B, S)`` weights averaging the actions of the ``k`` highest-valued samples among those
+    whose predicted cost-to-go fits the remaining budget (equal weights; fewer members when fewer
+    fit); the ``chosen`` sample alone where none fits or there is no cost prediction."""
+    fits = costs <= remaining_budget.reshape(-1, 1)  # (B, S); False where NaN
+    ranked = torch.where(fits, values, torch.full_like(values, -torch.inf))
+    top = ranked.topk(min(k, values.shape[1]), dim=1).indices  # (B, k)
+    member = torch.zeros_like(fits).scatter(1, top, True) & fits
+    alone = torch.zeros_like(fits).scatter(1, chosen.reshape(-1, 1), True)
+    member = torch.where(member.any(dim=1, keepdim=True), member, alone)
+    weights = member.to(values.dtype)
+    return weights / weights.sum(dim=1, keepdim=True)
 
 
 def choose(values: torch.Tensor, costs: torch.Tensor, remaining_budget: torch.Tensor) -> torch.Tensor:

@@ -8,6 +8,7 @@ starts from the previous plan, shifted and partly re-noised.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,15 +31,27 @@ class PolicyConfig:
     BallCircle: reward 355 / cost 15.2 at b = 10 warm, 319 / 30.0 cold, 5 episodes)."""
     seed: int = 0
     """Seeds the sampler's noise (reset by ``reset``)."""
+    temporal_ensemble: int | None = None
+    """Plans whose actions for this step are averaged (``GuidanceConfig.temporal_ensemble``);
+    ``None``: the model config's."""
 
     def __post_init__(self):
         if self.replan_every < 1:
             raise SettingError(f"replan_every must be >= 1, got {self.replan_every}")
+        if self.temporal_ensemble is not None and self.temporal_ensemble < 1:
+            raise SettingError(f"temporal_ensemble must be >= 1, got {self.temporal_ensemble}")
 
 
-def policy_config(replan_every: int | None = None, warm_start: bool | None = None, seed: int = 0) -> PolicyConfig:
+EXECUTION_KEYS = ("replan_every", "warm_start", "temporal_ensemble")
+"""The :class:`PolicyConfig` fields a benchmark cell's ``planning`` may set (the rest go to
+``PlannerConfig``)."""
+
+
+def policy_config(replan_every: int | None = None, warm_start: bool | None = None, seed: int = 0,
+                  temporal_ensemble: int | None = None) -> PolicyConfig:
     """A :class:`PolicyConfig` with ``None`` fields at their defaults (the callers' one place for them)."""
-    over = {k: v for k, v in (("replan_every", replan_every), ("warm_start", warm_start)) if v is not None}
+    over = {k: v for k, v in (("replan_every", replan_every), ("warm_start", warm_start),
+                              ("temporal_ensemble", temporal_ensemble)) if v is not None}
     return PolicyConfig(seed=int(seed), **over)
 
 
@@ -54,8 +67,11 @@ class TCDPPolicy:
         self.model = model
         # Episodes are as long as the longest one in the training data (DSRL's fixed time limit).
         self.episode_steps = float(model.config.budget.time_scale or model.horizon)
+        te = self.config.temporal_ensemble
+        self.temporal_ensemble = model.config.guidance.temporal_ensemble if te is None else te
         self.n_envs = None
         self.last_plan: Plan | None = None
+        self._older: deque[Plan] = deque(maxlen=self.temporal_ensemble - 1)
 
     def reset(self, n_envs: int, budget: float) -> None:
         check_budget(budget)
@@ -70,6 +86,7 @@ class TCDPPolicy:
             self.r_max = self.model.target_return(b).cpu().numpy()
         self.t = 0
         self.last_plan = None
+        self._older.clear()
         self._given = None
         device = self.model.obs_mean.device
         self.generator = torch.Generator(device=device).manual_seed(self.config.seed)
@@ -91,20 +108,22 @@ class TCDPPolicy:
         self._given = (plan, generator_state)
 
     @torch.inference_mode()
-    def _follow(self, obs: np.ndarray, offset: int) -> np.ndarray:
+    def _follow(self, obs: np.ndarray, offset: int, plan: Plan | None = None) -> np.ndarray:
         """The action model's toward the plan's state ``offset + action_gap`` when the model has
         one; else the plan's action ``offset`` when the model plans actions; else inverse dynamics
-        from the current observation to the plan's state ``offset + 1``."""
+        from the current observation to the plan's state ``offset + 1``. ``plan``: the last one
+        when ``None``."""
         m = self.model
+        plan = self.last_plan if plan is None else plan
         if m.action_gap:
-            ahead = self.last_plan.best_states[:, min(offset + m.action_gap, m.horizon - 1)]
+            ahead = plan.best_states[:, min(offset + m.action_gap, m.horizon - 1)]
             s = m.normalize(torch.as_tensor(obs, device=m.obs_mean.device))
             s_ahead = m.normalize(torch.as_tensor(ahead, dtype=torch.float32, device=m.obs_mean.device))
             return m.act_toward(s, s_ahead).cpu().numpy()
-        planned = self.last_plan.best_actions
+        planned = plan.best_actions
         if planned is not None:
             return planned[:, min(offset, m.horizon - 1)]
-        nxt = self.last_plan.best_states[:, min(offset + 1, m.horizon - 1)]
+        nxt = plan.best_states[:, min(offset + 1, m.horizon - 1)]
         s = m.normalize(torch.as_tensor(obs, device=m.obs_mean.device))
         s_next = m.normalize(torch.as_tensor(nxt, dtype=torch.float32, device=m.obs_mean.device))
         return m.inv_dyn(s, s_next).cpu().numpy()
@@ -123,6 +142,8 @@ class TCDPPolicy:
             self.generator.set_state(state)
             actions = self.last_plan.actions
         elif offset == 0 or self.last_plan is None:
+            if self.last_plan is not None:
+                self._older.appendleft(self.last_plan)
             warm = self.last_plan if self.config.warm_start else None
             target = None if self.r_max is None else np.maximum(self.r_max - self.collected, 0.0)
             self.last_plan = self.planner.plan(obs, online_remaining_budget(self.budget, self.spent),
@@ -132,5 +153,12 @@ class TCDPPolicy:
             actions = self.last_plan.actions
         else:
             actions = self._follow(obs, offset)
+        if self._older:  # temporal ensembling: the older plans' actions for this step
+            step = self.config.replan_every
+            ahead = self.model.action_gap or (0 if self.last_plan.best_actions is not None else 1)
+            ages = [offset + step * (j + 1) for j in range(len(self._older))]
+            acts = [self._follow(obs, age, plan) for age, plan in zip(ages, self._older)
+                    if age + ahead < self.model.horizon]
+            actions = np.mean([np.asarray(actions, dtype=np.float64)] + acts, axis=0)
         self.t += 1
         return np.asarray(actions, dtype=np.float32)

@@ -100,9 +100,10 @@ def run_cell(cell: dict, out_root: Path, progress: bool = False, device=None) ->
                                    device=device, **kwargs)
         t_train = training_wall_time(trained)  # all of the training, also when it was resumed or shared
         from tcdp_lib.planner.planner import PlannerConfig
+        from tcdp_lib.planner.policy import EXECUTION_KEYS
 
         planning = dict(cell.get("planning", {}))
-        execution = {k: planning.pop(k) for k in ("replan_every", "warm_start") if k in planning}
+        execution = {k: planning.pop(k) for k in EXECUTION_KEYS if k in planning}
         make_policy = load_policy(trained, task, PlannerConfig(**planning), method=method, device=device, **execution)
         budgets = cell["budgets"] or dataset.meta.budgets
         t0 = time.time()

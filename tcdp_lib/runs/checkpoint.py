@@ -109,7 +109,8 @@ def warn_untrained_budgets(model: TCDP, budgets) -> list[float]:
 
 
 def export_model(src: Path, dst: Path, w_cfg: float | None = None, beta: float | None = None,
-                 half: bool = False, budget_fraction: float | None = None) -> Path:
+                 half: bool = False, budget_fraction: float | None = None, ensemble: int | None = None,
+                 temporal_ensemble: int | None = None) -> Path:
     """Copy a model file to ``dst`` (e.g. ``data/checkpoints/<task>/model.pt``) with its planning-time
     guidance scales set, and its run config beside it as ``config.json``.
 
@@ -126,6 +127,9 @@ def export_model(src: Path, dst: Path, w_cfg: float | None = None, beta: float |
         guidance["beta"] = float(beta)
     if budget_fraction is not None:
         guidance["budget_fraction"] = float(budget_fraction)
+    for key, value in (("ensemble", ensemble), ("temporal_ensemble", temporal_ensemble)):
+        if value is not None:
+            guidance[key] = int(value)
     payload["model_config"] = {**payload["model_config"], "guidance": guidance}
     if half:
         # only the learned weights: buffers (the noise schedule, the normaliser, the data bounds,

@@ -120,17 +120,22 @@ def method_of(path: Path) -> str:
 
 
 def training_wall_time(path: Path) -> float:
-    """Seconds of training behind a trained file, over all resumed sessions: the last record of
-    a diffusion run's ``history.json``, or a baseline manifest's ``wall_time_s``."""
+    """Seconds of training behind a trained file, over all resumed sessions: a diffusion run's
+    checkpoint's (its optimiser steps and its action model's stage), else the last record of its
+    ``history.json`` (the steps alone); a baseline manifest's ``wall_time_s``."""
     path = _trained_file(path)
     if path.name == MANIFEST:
         return float(json.loads(path.read_text())["wall_time_s"])
+    ckpt = path.parent / "checkpoint.pt"
+    if ckpt.exists():
+        return float(safe_load(ckpt)["wall_time_s"])
     history = json.loads((path.parent / "history.json").read_text())
     return float(history[-1]["wall_time_s"]) if history else 0.0
 
 
 def load_policy(path: Path, task: str, planner_config: PlannerConfig | None = None, replan_every: int | None = None,
-                method: str | None = None, warm_start: bool | None = None, budgets=None, device=None):
+                method: str | None = None, warm_start: bool | None = None, budgets=None, device=None,
+                temporal_ensemble: int | None = None):
     """``make_policy(seed) -> Policy`` for the trained ``path`` (a model file, a baseline
     manifest, or a run directory holding either). Refuses a file of another task, and one of
     another method than ``method`` when that is given. ``budgets``: those the policy will be run
@@ -146,10 +151,10 @@ def load_policy(path: Path, task: str, planner_config: PlannerConfig | None = No
             raise CheckpointError(f"{path} holds a {found!r} model, not the requested method {method!r}")
         if budgets is not None:
             warn_untrained_budgets(model, budgets)
-        policy_config(replan_every, warm_start)  # execution settings checked now, before any rollout
+        policy_config(replan_every, warm_start, 0, temporal_ensemble)  # execution settings checked now
 
         def make_diffusion(seed: int):
-            return TCDPPolicy(model, planner_config, policy_config(replan_every, warm_start, seed))
+            return TCDPPolicy(model, planner_config, policy_config(replan_every, warm_start, seed, temporal_ensemble))
 
         return make_diffusion
     body = _manifest(path)

@@ -144,6 +144,12 @@ TASK_MODELS: dict[str, dict[str, dict]] = {
     # seeds x 20) were safe but below BC-Safe at 10 / 20 (0.558 / 0.61, 0.606 / 0.64); gap 12 on seed
     # 0 (10 episodes, b = 10 / 20): 0.624 / 0.28, 0.667 / 0.70, every episode within the budget.
     "OfflineCarCircle-v0": {"action_model": {"gap": 12}},
+    # BallRun (``benchmarks/planner_sweep.py --action-gap``, seed 0, 10 episodes, b = 10 / 20 / 40):
+    # without 0.590 / 0.41, 0.603 / 0.52, 0.615 / 0.62; gap 2 0.600 / 0.32, 0.610 / 0.51; gap 4
+    # 0.604 / 0.33, 0.613 / 0.65, 0.623 / 0.70; gap 8 0.611 / 1.50, 0.621 / 0.98, 0.637 / 0.74 (the
+    # ball outruns its plans: every episode over b = 10); with 8 plans averaged (its planning in
+    # ``benchmark.TCDP_TASK_PLANNING``) gap 8 still spent 1.27 of b = 10 where gap 4 spent 0.44.
+    "OfflineBallRun-v0": {"action_model": {"gap": 4}},
 }
 """Per task, the parts of its model that differ from its family's, as ``{part: {field: value}}``
 (``part`` a field of :class:`TCDPConfig` that is itself a config): each chosen by the measurement

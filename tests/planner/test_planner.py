@@ -282,3 +282,85 @@ def test_a_model_without_action_model_refuses_to_act_through_one(trained):
     with pytest.raises(ValueError, match="no action model"):
         model.act_toward(torch.zeros(1, model.obs_dim), torch.zeros(1, model.obs_dim))
     assert isinstance(model.config, TCDPConfig)
+
+
+# --- the action averaged over the best feasible samples (``GuidanceConfig.ensemble``)
+
+
+def test_ensemble_weights_average_the_best_samples_that_fit():
+    values = torch.tensor([[0.9, 0.5, 0.7, 0.1], [0.9, 0.5, 0.7, 0.1], [0.2, 0.8, 0.4, 0.6], [1.0, 2.0, 3.0, 4.0]])
+    costs = torch.tensor([[1.0, 1.0, 1.0, 1.0], [5.0, 1.0, 1.0, 1.0], [9.0, 9.0, 9.0, 9.0],
+                          [float("nan")] * 4])
+    budget = torch.tensor([2.0, 2.0, 2.0, 2.0])
+    chosen = planner_module.choose(values, costs, budget)
+    w = planner_module.ensemble_weights(values, costs, budget, chosen, k=2)
+    # row 0: the two best of four that fit; row 1: the best fitting one (0.9) is over the budget
+    np.testing.assert_allclose(w[0].numpy(), [0.5, 0, 0.5, 0])
+    np.testing.assert_allclose(w[1].numpy(), [0, 0.5, 0.5, 0])
+    # none fits, or no cost prediction: the chosen sample alone (the cheapest, the best value)
+    assert w[2, chosen[2]] == 1 and w[2].sum() == 1
+    np.testing.assert_allclose(w[3].numpy(), [0, 0, 0, 1])
+    # k larger than the samples that fit: only those
+    costs1 = torch.tensor([[1.0, 9.0, 1.0, 9.0]])
+    w1 = planner_module.ensemble_weights(values[:1], costs1, budget[:1], planner_module.choose(values[:1], costs1, budget[:1]), k=4)
+    np.testing.assert_allclose(w1[0].numpy(), [0.5, 0, 0.5, 0])
+
+
+def test_planner_action_is_the_mean_of_the_ensembles_actions(trained):
+    episodes, model = trained
+    obs = episodes.observations[[3, 70]]
+    budget = [50.0, 50.0]  # every sample fits: the ensemble is the top-k by value
+    one = Planner(model, PlannerConfig(n_samples=4)).plan(obs, budget, generator=torch.Generator().manual_seed(2))
+    ens = Planner(model, PlannerConfig(n_samples=4, ensemble=3)).plan(obs, budget, generator=torch.Generator().manual_seed(2))
+    np.testing.assert_array_equal(ens.states, one.states)  # the same samples, the same choice
+    np.testing.assert_array_equal(ens.chosen, one.chosen)
+    assert np.all(one.costs <= 50.0 * Planner(model).budget_fraction)
+    with torch.no_grad():
+        s = model.normalize(torch.as_tensor(one.states))  # (B, S, H, obs)
+        per_sample = model.inv_dyn(s[:, :, 0], s[:, :, 1]).numpy()  # (B, S, A)
+    for e in range(2):
+        top = np.argsort(-one.values[e], kind="stable")[:3]
+        np.testing.assert_allclose(ens.actions[e], per_sample[e, top].mean(0), atol=1e-4)
+        np.testing.assert_allclose(one.actions[e], per_sample[e, one.chosen[e]], atol=1e-4)
+    assert np.abs(ens.actions - one.actions).max() > 1e-3
+    # the model config's default applies, and the config is checked
+    assert Planner(model, PlannerConfig(n_samples=4)).ensemble == GuidanceConfig().ensemble == 1
+    with pytest.raises(SettingError, match="ensemble"):
+        PlannerConfig(ensemble=0)
+    with pytest.raises(ValueError, match="ensemble"):
+        GuidanceConfig(ensemble=0)
+
+
+# --- temporal ensembling: the action averages the last plans' actions for this step
+
+
+def test_temporal_ensemble_averages_the_last_plans_actions_for_this_step(trained):
+    episodes, model = trained
+    obs = [episodes.observations[[3 + t, 70 + t]] for t in range(4)]
+
+    def run(k):
+        policy = TCDPPolicy(model, PlannerConfig(n_samples=2), PolicyConfig(temporal_ensemble=k))
+        policy.reset(2, 5.0)
+        acts, plans = [], []
+        for o in obs:
+            acts.append(policy.act(o, np.zeros(2), np.zeros(2)))
+            plans.append(policy.last_plan)
+        return np.array(acts), plans
+
+    single, plans = run(1)
+    ens, ens_plans = run(3)
+    for a, b in zip(plans, ens_plans):  # the same plans: ensembling changes only the action taken
+        np.testing.assert_array_equal(a.states, b.states)
+    np.testing.assert_allclose(ens[0], single[0], atol=1e-6)  # one plan so far: its action
+    with torch.no_grad():
+        def toward(plan, o, k):  # inverse dynamics from o to the plan's state k + 1
+            s = model.normalize(torch.as_tensor(o))
+            return model.inv_dyn(s, model.normalize(torch.as_tensor(plan.best_states[:, k + 1]))).numpy()
+        # step 3: the newest plan's action and the two plans before it, at ages 1 and 2
+        want = np.mean([plans[3].actions, toward(plans[2], obs[3], 1), toward(plans[1], obs[3], 2)], axis=0)
+    np.testing.assert_allclose(ens[3], want, atol=1e-5)
+    assert np.abs(ens[3] - single[3]).max() > 1e-4
+    # the model config's default applies, and the setting is checked
+    assert TCDPPolicy(model).temporal_ensemble == GuidanceConfig().temporal_ensemble == 1
+    with pytest.raises(SettingError, match="temporal_ensemble"):
+        PolicyConfig(temporal_ensemble=0)

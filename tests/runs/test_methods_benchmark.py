@@ -137,7 +137,8 @@ def test_metadrive_trains_its_family_model():
 
     md = default_model_config("OfflineMetadrive-easysparse-v0")
     assert md.energy.hidden == (64, 64) and md.inverse_dynamics.hidden == (128, 128)
-    assert default_model_config("OfflineBallRun-v0") == TCDPConfig()
+    assert default_model_config("OfflineBallRun-v0") == dataclasses.replace(
+        TCDPConfig(), action_model=dataclasses.replace(TCDPConfig().action_model, gap=4))
 
 
 def test_pointcircle1_trains_its_cost_head_on_an_upper_quantile():
@@ -276,3 +277,21 @@ def test_cli_presets_are_the_benchmark_presets():
     bench_parser = build_parser()._subparsers._group_actions[0].choices["benchmark"]
     preset = next(a for a in bench_parser._actions if a.dest == "preset")
     assert list(preset.choices) == list(PRESETS)
+
+
+def test_the_shipped_results_are_the_presets_cells():
+    """Each shipped TCDP and BC-Safe result of the four main tasks, and each ablation cell, is the
+    result of its preset's cell as the preset now stands: changing a task's planning or the
+    ablations' without running the cells again fails here (the shipped table would no longer be
+    what the preset runs)."""
+    from tcdp_lib.paths import BENCHMARK_DIR
+    from tcdp_lib.runs.cell import load_cell_result
+
+    main = ("OfflineBallCircle-v0", "OfflineBallRun-v0", "OfflineCarCircle-v0", "OfflinePointCircle1Gymnasium-v0")
+    full = dataclasses.replace(PRESETS["full"], tasks=main, methods=("tcdp", "bc_safe"), seeds=(0, 1, 2))
+    stale = [(c["task"], c["method"], c["seed"]) for c in full.cells() if load_cell_result(BENCHMARK_DIR, c) is None]
+    assert not stale, stale
+    ablations = PRESETS["ablations"]
+    stale = [(c["task"], c["label"], c["seed"]) for c in ablations.cells()
+             if load_cell_result(BENCHMARK_DIR / "ablations", c) is None]
+    assert not stale, stale

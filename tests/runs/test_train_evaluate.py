@@ -113,6 +113,11 @@ def test_action_model_stage_leaves_the_rest_and_refits_alone(small_file, tmp_pat
     for k in b:
         torch.testing.assert_close(r[k], b[k])
     assert safe_load(tmp_path / "plain" / "checkpoint.pt")["action_model"]["gap"] == 2
+    # the stage's time counts in the run's training time (the steps' alone: the history's last record)
+    from tcdp_lib.runs.methods import training_wall_time
+
+    assert refit.wall_time_s > refit.history[-1]["wall_time_s"]
+    assert training_wall_time(refit.model_path) == pytest.approx(refit.wall_time_s)
     model, _ = load_model(refit.model_path, task="OfflineBallCircle-v0")
     assert model.action_gap == 2
     torch.testing.assert_close(model.state_dict()["action_model.net.0.weight"], r["action_model.net.0.weight"])
