@@ -202,7 +202,9 @@ def test_broken_baseline_manifest_is_one_error_line(small_file, tmp_path, capsys
 
 @pytest.mark.parametrize("flag, value, needle", [("--budget-fraction", "2", "budget_fraction must lie in (0, 1], got 2.0"),
                                                  ("--samples", "0", "n_samples must be >= 1, got 0"),
-                                                 ("--replan-every", "0", "replan_every must be >= 1, got 0")])
+                                                 ("--replan-every", "0", "replan_every must be >= 1, got 0"),
+                                                 ("--ensemble", "0", "ensemble must be >= 1, got 0"),
+                                                 ("--temporal-ensemble", "0", "temporal_ensemble must be >= 1, got 0")])
 def test_planning_setting_out_of_range_is_one_error_line(small_file, tmp_path, capsys, no_rollouts, flag, value,
                                                          needle):
     path, _ = _model_file(small_file, tmp_path)

@@ -162,6 +162,14 @@ TCDP_TASK_PLANNING: dict[str, dict] = {
     # 0.69, 0.637 / 0.85 (1.0: 0.618 / 0.77, 0.626 / 0.84, 0.648 / 0.94; 16 plans averaged: 0.611 /
     # 0.45, 0.624 / 0.69, 0.642 / 0.81).
     "OfflineBallRun-v0": {"w_cfg": 1.0, "beta": 3.0, "budget_fraction": 0.75, "temporal_ensemble": 8},
+    # CarCircle (its action model at gap 12) on the mean of its last 8 plans' actions, planning for
+    # 0.75 of the remaining budget. 10 episodes, b = 10 / 20 / 40 (BC-Safe, 3 seeds x 20: 0.612 /
+    # 0.36, 0.648 / 0.44, 0.669 / 0.71); seed 0: as before 0.624 / 0.28, 0.667 / 0.70 (b = 10 / 20);
+    # 0.75 alone 0.641 / 0.84, 0.691 / 0.86; 4 plans averaged 0.643 / 0.88, 0.692 / 0.85, 0.733 /
+    # 0.96; 8 plans 0.639 / 0.74, 0.690 / 0.85, 0.724 / 0.94. Seed 1 at 0.75: alone 0.627 / 1.01,
+    # 0.670 / 0.94; 4 plans 0.640 / 0.80, 0.686 / 0.87. At 0.65 with 4 plans seed 2 earned 0.559 /
+    # 0.34 at b = 10 (0.622 / 0.66 at 0.75).
+    "OfflineCarCircle-v0": {"budget_fraction": 0.75, "temporal_ensemble": 8},
 }
 """Per task, TCDP's planning and execution where they differ from :data:`TCDP_PLANNING`: one
 setting per task, the same at every budget, each chosen with ``benchmarks/planner_sweep.py``."""
