@@ -72,9 +72,8 @@ def main(argv=None) -> int:
     import torch
 
     from tcdp_lib.data.dataset import load_dataset
-    from tcdp_lib.data.envs import make_env, seeded_reset
     from tcdp_lib.planner.planner import PlannerConfig
-    from tcdp_lib.runs.evaluate import step_episodes
+    from tcdp_lib.runs.evaluate import run_episodes
     from tcdp_lib.runs.methods import load_policy
 
     if args.threads:
@@ -92,26 +91,34 @@ def main(argv=None) -> int:
             p.error(f"--policy {spec!r}: expected NAME=PATH")
         make = load_policy(path, args.task, planner_config=PlannerConfig(**planning) if planning else None)
         policy = make(args.seed)
-        envs = [make_env(args.task) for _ in range(args.episodes)]
-        try:
-            obs = np.stack([seeded_reset(env, 1000 * args.seed + i)[0] for i, env in enumerate(envs)])
-            policy.reset(len(envs), args.budget)
-            rows = {"r": [], "c": [], "a": []}
-            ended = np.zeros(len(envs), dtype=bool)  # episodes over before this step: NaN from then on
+        batches = []  # per batch of environments: {"r", "c", "a"} lists of per-step arrays
 
-            def on_step(t, o, a, r, c, done):
-                gone = ended.copy()
-                rows["r"].append(np.where(gone, np.nan, r))
-                rows["c"].append(np.where(gone, np.nan, c))
-                rows["a"].append(np.where(gone[:, None], np.nan, np.asarray(a, dtype=np.float64)))
-                ended[:] = done
+        def on_step(t, o, a, r, c, done):
+            if t == 1:
+                batches.append({"r": [], "c": [], "a": [], "ended": np.zeros(len(r), dtype=bool)})
+            rows = batches[-1]
+            gone = rows["ended"].copy()  # episodes over before this step: NaN from then on
+            rows["r"].append(np.where(gone, np.nan, r))
+            rows["c"].append(np.where(gone, np.nan, c))
+            rows["a"].append(np.where(gone[:, None], np.nan, np.asarray(a, dtype=np.float64)))
+            rows["ended"][:] = done
 
-            totals, lengths, _ = step_episodes(envs, obs, policy, on_step=on_step)
-        finally:
-            for env in envs:
-                env.close()
-        table = pd.DataFrame(profile(np.array(rows["r"]), np.array(rows["c"]), np.array(rows["a"])))
-        rewards, costs = totals[:, 0], totals[:, 1]
+        records = run_episodes(args.task, policy, args.budget, args.episodes, args.seed, n_envs=args.episodes,
+                               on_step=on_step)
+        steps = max(len(b["r"]) for b in batches)
+
+        def stacked(key):  # (steps, episodes, ...) over the batches, NaN past a batch's last step
+            parts = []
+            for b in batches:
+                x = np.array(b[key], dtype=np.float64)
+                pad = np.full((steps - len(x),) + x.shape[1:], np.nan)
+                parts.append(np.concatenate([x, pad]))
+            return np.concatenate(parts, axis=1)
+
+        table = pd.DataFrame(profile(stacked("r"), stacked("c"), stacked("a")))
+        rewards = np.array([e["reward"] for e in records])
+        costs = np.array([e["cost"] for e in records])
+        lengths = np.array([e["length"] for e in records])
         norm = np.array([ds.normalized(r, c, args.budget) for r, c in zip(rewards, costs)])
         print(f"\n{name}: reward {rewards.mean():.1f} (normalised {norm[:, 0].mean():.3f}), cost {costs.mean():.2f} "
               f"(normalised {norm[:, 1].mean():.2f}), lengths {sorted(set(lengths.tolist()))}")

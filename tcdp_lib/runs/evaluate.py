@@ -96,13 +96,14 @@ def step_episodes(envs, obs: np.ndarray, policy, *, max_steps: float = float("in
 
 
 def run_episodes(task: str, policy, budget: float, n_episodes: int, seed: int, n_envs: int = 10,
-                 progress=None) -> list[dict]:
+                 progress=None, on_step=None) -> list[dict]:
     """Roll out ``n_episodes`` of ``policy`` at ``budget`` in batches of ``n_envs`` environments.
 
     Environment ``i`` of the evaluation is reset with seed ``1000 * seed + i``. Returns raw
     ``{"episode", "reward", "cost", "length"}`` records. A family that allows fewer live
     environments per process runs in smaller batches (MetaDrive: one at a time; see
     :func:`~tcdp_lib.data.envs.max_live_envs`); episode ``i`` keeps its reset seed.
+    ``on_step``: :func:`step_episodes`'s, for each batch (``t`` starts at 1 again with each).
     """
     if n_episodes < 1:
         raise ValueError(f"n_episodes must be >= 1, got {n_episodes}")
@@ -113,7 +114,7 @@ def run_episodes(task: str, policy, budget: float, n_episodes: int, seed: int, n
             batch = envs[: min(len(envs), n_episodes - first)]
             obs = np.stack([seeded_reset(env, 1000 * seed + first + i)[0] for i, env in enumerate(batch)])
             policy.reset(len(batch), budget)
-            totals, length, _ = step_episodes(batch, obs, policy, progress=progress)
+            totals, length, _ = step_episodes(batch, obs, policy, progress=progress, on_step=on_step)
             for i in range(len(batch)):
                 out.append({"episode": first + i, "reward": float(totals[i, 0]),
                             "cost": float(totals[i, 1]), "length": int(length[i])})
