@@ -14,7 +14,7 @@ from tcdp_lib.paths import CHECKPOINT_DIR, DATA_DIR
 
 SHIPPED = sorted(p.stem for p in DATA_DIR.glob("*.hdf5"))
 SHIPPED_MODELS = sorted(p.parent.name for p in CHECKPOINT_DIR.glob("*/model.pt"))
-SIZE_LIMIT = 40e6  # shipped data and checkpoints together
+SIZE_LIMIT = 60e6  # shipped data and checkpoints together
 FLAT_FRONTIER = {"OfflinePointGoal1Gymnasium-v0"}  # see data/README.md
 
 
