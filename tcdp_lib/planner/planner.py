@@ -212,13 +212,13 @@ class Planner:
         xs = x.reshape(n_env, s, h, c)  # (B, S, H, C)
         best = xs[torch.arange(n_env, device=device), chosen]  # (B, H, C)
         states, planned = m.decode(xs)  # (B, S, H, obs), (B, S, H, A) or None
-        if self.ensemble == 1:
-            actions = self._actions(best.unsqueeze(1), None if planned is None else planned[:, :, 0][
-                torch.arange(n_env, device=device), chosen].unsqueeze(1))[:, 0]  # (B, A)
+        first = None if planned is None else planned[:, :, 0]  # (B, S, A) planned first actions
+        if self.ensemble == 1:  # the chosen plan's action only
+            rows = torch.arange(n_env, device=device)
+            actions = self._actions(best.unsqueeze(1), None if first is None else first[rows, chosen, None])[:, 0]
         else:
             weights = ensemble_weights(values, costs, b_env, chosen, self.ensemble)  # (B, S)
-            per_sample = self._actions(xs, None if planned is None else planned[:, :, 0])  # (B, S, A)
-            actions = (weights.unsqueeze(-1) * per_sample).sum(dim=1)  # (B, A)
+            actions = (weights.unsqueeze(-1) * self._actions(xs, first)).sum(dim=1)  # (B, A)
         states[:, :, 0] = obs_t.unsqueeze(1)  # the first state is the observation (exact, not round-tripped)
         return Plan(
             states=states.cpu().numpy(),

@@ -107,26 +107,31 @@ class TCDPPolicy:
             raise SettingError(f"the first plan was made for budget {made}, this episode's is {self.budget:g}")
         self._given = (plan, generator_state)
 
-    @torch.inference_mode()
-    def _follow(self, obs: np.ndarray, offset: int, plan: Plan | None = None) -> np.ndarray:
-        """The action model's toward the plan's state ``offset + action_gap`` when the model has
-        one; else the plan's action ``offset`` when the model plans actions; else inverse dynamics
-        from the current observation to the plan's state ``offset + 1``. ``plan``: the last one
-        when ``None``."""
+    def _target(self, offset: int) -> int:
+        """The index in a plan that its action for the step ``offset`` steps after it was made reads:
+        the state ``offset + action_gap`` (action model), the planned action ``offset``, or the state
+        ``offset + 1`` (inverse dynamics)."""
         m = self.model
-        plan = self.last_plan if plan is None else plan
         if m.action_gap:
-            ahead = plan.best_states[:, min(offset + m.action_gap, m.horizon - 1)]
-            s = m.normalize(torch.as_tensor(obs, device=m.obs_mean.device))
-            s_ahead = m.normalize(torch.as_tensor(ahead, dtype=torch.float32, device=m.obs_mean.device))
-            return m.act_toward(s, s_ahead).cpu().numpy()
-        planned = plan.best_actions
-        if planned is not None:
-            return planned[:, min(offset, m.horizon - 1)]
-        nxt = plan.best_states[:, min(offset + 1, m.horizon - 1)]
-        s = m.normalize(torch.as_tensor(obs, device=m.obs_mean.device))
-        s_next = m.normalize(torch.as_tensor(nxt, dtype=torch.float32, device=m.obs_mean.device))
-        return m.inv_dyn(s, s_next).cpu().numpy()
+            return offset + m.action_gap
+        return offset if m.plan_actions else offset + 1
+
+    @torch.inference_mode()
+    def _follow(self, obs: np.ndarray, plans: list[Plan], offsets: list[int]) -> np.ndarray:
+        """``(P, B, A)``: for each plan, made ``offset`` steps ago, its action from the current
+        observation: the action model's toward its state ``offset + action_gap`` when the model
+        has one; else its planned action ``offset`` when the model plans actions; else inverse
+        dynamics toward its state ``offset + 1`` (indices past the horizon read its last entry)."""
+        m = self.model
+        idx = [min(self._target(o), m.horizon - 1) for o in offsets]
+        if not m.action_gap and m.plan_actions:
+            return np.stack([p.best_actions[:, i] for p, i in zip(plans, idx)])
+        device = m.obs_mean.device
+        ahead = m.normalize(torch.as_tensor(np.stack([p.best_states[:, i] for p, i in zip(plans, idx)]),
+                                            dtype=torch.float32, device=device))  # (P, B, obs)
+        s = m.normalize(torch.as_tensor(obs, device=device)).expand_as(ahead)
+        net = m.act_toward if m.action_gap else m.inv_dyn
+        return net(s, ahead).cpu().numpy()
 
     def act(self, obs, reward, cost) -> np.ndarray:
         obs, reward, cost = check_step_inputs(obs, reward, cost, self.n_envs, self.model.obs_dim)
@@ -152,13 +157,12 @@ class TCDPPolicy:
                                                target_return=target)
             actions = self.last_plan.actions
         else:
-            actions = self._follow(obs, offset)
-        if self._older:  # temporal ensembling: the older plans' actions for this step
-            step = self.config.replan_every
-            ahead = self.model.action_gap or (0 if self.last_plan.best_actions is not None else 1)
-            ages = [offset + step * (j + 1) for j in range(len(self._older))]
-            acts = [self._follow(obs, age, plan) for age, plan in zip(ages, self._older)
-                    if age + ahead < self.model.horizon]
-            actions = np.mean([np.asarray(actions, dtype=np.float64)] + acts, axis=0)
+            actions = self._follow(obs, [self.last_plan], [offset])[0]
+        # temporal ensembling: the older plans' actions for this step, while it is within their horizon
+        older = [(plan, offset + self.config.replan_every * (j + 1)) for j, plan in enumerate(self._older)]
+        older = [(plan, age) for plan, age in older if self._target(age) < self.model.horizon]
+        if older:
+            acts = self._follow(obs, [p for p, _ in older], [age for _, age in older])  # (P, B, A)
+            actions = np.concatenate([np.asarray(actions, dtype=np.float64)[None], acts]).mean(axis=0)
         self.t += 1
         return np.asarray(actions, dtype=np.float32)

@@ -108,28 +108,25 @@ def warn_untrained_budgets(model: TCDP, budgets) -> list[float]:
     return outside
 
 
-def export_model(src: Path, dst: Path, w_cfg: float | None = None, beta: float | None = None,
-                 half: bool = False, budget_fraction: float | None = None, ensemble: int | None = None,
-                 temporal_ensemble: int | None = None) -> Path:
+def export_model(src: Path, dst: Path, half: bool = False, **guidance) -> Path:
     """Copy a model file to ``dst`` (e.g. ``data/checkpoints/<task>/model.pt``) with its planning-time
-    guidance scales set, and its run config beside it as ``config.json``.
+    guidance set (``guidance``: fields of ``GuidanceConfig``, e.g. ``w_cfg=3``; ``None`` keeps the
+    file's), and its run config beside it as ``config.json``.
 
     ``half``: store the learned weights in float16, half the file; they are read back into
     float32. Buffers (schedule, normaliser, bounds) are kept in float32.
     """
     import json
 
+    from tcdp_lib.method.config import GuidanceConfig
+
+    fields = {f.name for f in dataclasses.fields(GuidanceConfig)}
+    unknown = sorted(set(guidance) - fields)
+    if unknown:
+        raise TypeError(f"export_model: {unknown} are not guidance settings; expected some of {sorted(fields)}")
     payload = read_model_file(src)
-    guidance = dict(payload["model_config"]["guidance"])
-    if w_cfg is not None:
-        guidance["w_cfg"] = float(w_cfg)
-    if beta is not None:
-        guidance["beta"] = float(beta)
-    if budget_fraction is not None:
-        guidance["budget_fraction"] = float(budget_fraction)
-    for key, value in (("ensemble", ensemble), ("temporal_ensemble", temporal_ensemble)):
-        if value is not None:
-            guidance[key] = int(value)
+    guidance = {**payload["model_config"]["guidance"], **{k: v for k, v in guidance.items() if v is not None}}
+    GuidanceConfig(**guidance)  # checked (ranges) before anything is written
     payload["model_config"] = {**payload["model_config"], "guidance": guidance}
     if half:
         # only the learned weights: buffers (the noise schedule, the normaliser, the data bounds,
