@@ -107,16 +107,16 @@ def task_info(task: str) -> tuple[str, int]:
     return info.family, info.max_episode_steps
 
 
-def train_steps(method: str, steps, smoke: bool) -> int:
-    """The optimiser steps a cell trains (its ``steps``, else its method's default)."""
+def train_steps(method: str, steps, smoke: bool, task: str | None = None) -> int:
+    """The optimiser steps a cell trains (its ``steps``, else its method's default on ``task``)."""
     from tcdp_lib.baselines import BCSafeConfig, CDTConfig
     from tcdp_lib.method.variants import VARIANTS
-    from tcdp_lib.runs.train import SMOKE_TRAIN, TrainConfig
+    from tcdp_lib.runs.train import SMOKE_TRAIN, TrainConfig, default_train_config
 
     if steps is not None:
         return int(steps)
     if method in VARIANTS:
-        return (SMOKE_TRAIN if smoke else TrainConfig()).steps
+        return (SMOKE_TRAIN if smoke else (TrainConfig() if task is None else default_train_config(task))).steps
     return {"bc_safe": BCSafeConfig(), "cdt": CDTConfig()}[method].steps
 
 
@@ -163,7 +163,7 @@ def load_measurements(roots, exclude=()) -> list[Measured]:
                 continue
             budgets = len(c.get("budgets") or (0, 0, 0))
             env_steps = budgets * int(c["episodes"]) * limit
-            steps = train_steps(c["method"], c.get("steps"), bool(c.get("smoke")))
+            steps = train_steps(c["method"], c.get("steps"), bool(c.get("smoke")), c["task"])
             train, evaluate = float(body["train_wall_time_s"]), float(body["eval_wall_time_s"])
             wall = body.get("wall_time_s")
             overhead = wall - train - evaluate if wall is not None and wall >= train + evaluate else None

@@ -73,7 +73,7 @@ def _cmd_train(args) -> int:
 
     from tcdp_lib.data.dataset import load_dataset
     from tcdp_lib.runs.methods import DIFFUSION_METHODS, train_method
-    from tcdp_lib.runs.train import TrainConfig
+    from tcdp_lib.runs.train import default_train_config
 
     _threads(args.threads)
     ds = load_dataset(args.task, args.dataset)
@@ -81,7 +81,7 @@ def _cmd_train(args) -> int:
     if args.batch_size is not None:
         if args.method not in DIFFUSION_METHODS:
             raise SystemExit(f"--batch-size applies to the diffusion methods {DIFFUSION_METHODS}, not {args.method!r}")
-        train = dataclasses.replace(TrainConfig(), batch_size=args.batch_size)
+        train = dataclasses.replace(default_train_config(args.task), batch_size=args.batch_size)
     default = RUNS_DIR / "train" / args.task / f"seed{args.seed}"
     out = Path(args.out) if args.out else (default if args.method == "tcdp" else default.with_name(
         f"{args.method}-seed{args.seed}"))
@@ -281,7 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "or a baseline (bc_safe, cdt)")
     t.add_argument("--dataset", default=None, help="dataset file (default: the loader's search)")
     t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--steps", type=int, default=None, help="optimiser steps (default: TrainConfig)")
+    t.add_argument("--steps", type=int, default=None, help="optimiser steps (default: the task's, train.default_train_config)")
     t.add_argument("--batch-size", type=int, default=None)
     t.add_argument("--out", default=None, help="run directory (default: runs/train/TASK/seedN for tcdp, "
                    "runs/train/TASK/METHOD-seedN otherwise); resumed when present")

@@ -83,12 +83,11 @@ class BenchmarkConfig:
         only what changes its result: its own training steps and planning overrides (and its
         arm's ``label``)."""
         from tcdp_lib.data.tasks import get_task
-        from tcdp_lib.method.variants import VARIANTS
 
         common = {k: getattr(self, k) for k in ("n_envs", "smoke", "budgets")}
         by_family = self.family_episodes or {}
         cells = [{"method": m, "task": t, "seed": int(s),
-                  "steps": self.diffusion_steps if m in VARIANTS else self.baseline_steps,
+                  "steps": self._steps(m, t),
                   "episodes": int(by_family.get(get_task(t).family, self.episodes)),
                   **common, "planning": self.planning_of(m, t, planning),
                   **({} if label is None else {"label": label})}
@@ -98,6 +97,19 @@ class BenchmarkConfig:
             raise ValueError("the grid names a (task, method or arm, seed) cell twice; "
                              f"tasks {self.tasks}, seeds {self.seeds}")
         return cells
+
+    def _steps(self, method: str, task: str) -> int | None:
+        """A cell's training steps: ``diffusion_steps`` or, where that is ``None``, the task's
+        default (``train.default_train_config``) for a diffusion planner; ``baseline_steps`` for a
+        baseline (``None``: its config's)."""
+        from tcdp_lib.method.variants import VARIANTS
+        from tcdp_lib.runs.train import default_train_config
+
+        if method not in VARIANTS:
+            return self.baseline_steps
+        if self.diffusion_steps is not None:
+            return int(self.diffusion_steps)
+        return int(default_train_config(task).steps)
 
     def missing(self, results: list[dict]) -> list[dict]:
         """The grid's cells that ``results`` (``result.json`` contents) hold no result of, as
@@ -174,6 +186,9 @@ TCDP_TASK_PLANNING: dict[str, dict] = {
 """Per task, TCDP's planning and execution where they differ from :data:`TCDP_PLANNING`: one
 setting per task, the same at every budget, each chosen with ``benchmarks/planner_sweep.py``."""
 
+ABLATION_STEPS = 6000
+"""The training the ablation study's models had (its shipped cells), on both of its tasks."""
+
 ABLATION_TASK_PLANNING: dict[str, dict] = {"OfflineBallCircle-v0": {"w_cfg": 3.0}}
 """The per-task planning the ablation study ran with (its shipped cells, ``data/benchmark/ablations``):
 BallRun's arms plan at :data:`TCDP_PLANNING`, as TCDP did when the grid ran."""
@@ -211,11 +226,12 @@ def _ablation_arms() -> dict:
 PRESETS: dict[str, BenchmarkConfig] = {
     "smoke": BenchmarkConfig(tasks=("OfflineBallCircle-v0",), episodes=2, n_envs=2, smoke=True,
                              diffusion_steps=20, baseline_steps=20),
-    # The shipped results (data/benchmark/): TrainConfig's 6000 steps for every diffusion planner,
-    # one training seed, 20 episodes per budget. TREBI's guidance was
-    # chosen on BallCircle from beta in {0.1, 1, 5, 20} x n in {10, 50}: with beta 0.1 its cost
-    # did not depend on the budget; CDD keeps TCDP's w_cfg (1.5 and 8 were no safer). BC-Safe and
-    # CDT train 3000 steps (CDT's default 10000 take over an hour per task on this CPU).
+    # The shipped results (data/benchmark/): each task's default training for every diffusion
+    # planner (``train.default_train_config``: 6000 steps, BallRun and CarCircle 10000), one
+    # training seed, 20 episodes per budget. TREBI's guidance was chosen on BallCircle from beta
+    # in {0.1, 1, 5, 20} x n in {10, 50}: with beta 0.1 its cost did not depend on the budget;
+    # CDD keeps TCDP's w_cfg (1.5 and 8 were no safer). BC-Safe and CDT train 3000 steps (CDT's
+    # default 10000 take over an hour per task on this CPU).
     # The grid covers the three Bullet tasks and one task of each other family.
     # TCDP plans with one (w_cfg, beta, budget_fraction) per task, the same at every budget.
     "full": BenchmarkConfig(tasks=BULLET_TASKS + FAMILY_TASKS,
@@ -228,7 +244,7 @@ PRESETS: dict[str, BenchmarkConfig] = {
     # (task, seed): 48 cells, 18 trainings of the default 6000 steps.
     "ablations": BenchmarkConfig(methods=ABLATION_METHODS,
                                  tasks=("OfflineBallCircle-v0", "OfflineBallRun-v0"), seeds=(0, 1, 2),
-                                 episodes=20, arms=_ablation_arms(),
+                                 episodes=20, arms=_ablation_arms(), diffusion_steps=ABLATION_STEPS,
                                  planning={m: dict(TCDP_PLANNING) for m in ABLATION_METHODS},
                                  task_planning={m: ABLATION_TASK_PLANNING for m in ABLATION_METHODS}),
 }

@@ -28,7 +28,7 @@ from tcdp_lib.method.variants import VARIANTS
 from tcdp_lib.planner.planner import PlannerConfig
 from tcdp_lib.planner.policy import TCDPPolicy, policy_config
 from tcdp_lib.runs.checkpoint import load_model, warn_untrained_budgets
-from tcdp_lib.runs.train import RunConfig, TrainConfig, default_model_config, train_tcdp
+from tcdp_lib.runs.train import RunConfig, TrainConfig, default_model_config, default_train_config, train_tcdp
 
 DIFFUSION_METHODS = tuple(VARIANTS)
 """Diffusion planners on the shared backbone (TCDP, TREBI, CDD, TCDP ablations)."""
@@ -51,7 +51,7 @@ def train_method(method: str, dataset: Dataset, run_dir: Path, seed: int = 0, st
                  baseline_config=None, progress: bool = True, device=None) -> Path:
     """Train ``method`` on ``dataset`` into ``run_dir``; returns the path ``load_policy`` takes.
 
-    ``steps`` overrides the optimiser steps (``TrainConfig.steps`` or the baseline config's).
+    ``steps`` overrides the optimiser steps (the task's ``default_train_config`` or the baseline config's).
     A diffusion run resumes from its last checkpoint; a finished baseline run is not redone.
     """
     check_method(method)
@@ -59,7 +59,7 @@ def train_method(method: str, dataset: Dataset, run_dir: Path, seed: int = 0, st
     task = dataset.task.task_id
     if method in DIFFUSION_METHODS:
         model_config = dataclasses.replace(model_config or default_model_config(task), variant=method)
-        train = train_config or TrainConfig()
+        train = train_config or default_train_config(task)
         if steps is not None:
             train = dataclasses.replace(train, steps=int(steps))
         run = RunConfig(task=task, seed=seed, model=model_config, train=train)

@@ -295,3 +295,26 @@ def test_the_shipped_results_are_the_presets_cells():
     stale = [(c["task"], c["label"], c["seed"]) for c in ablations.cells()
              if load_cell_result(BENCHMARK_DIR / "ablations", c) is None]
     assert not stale, stale
+
+
+def test_a_tasks_default_training_reaches_its_cells_and_its_runs(small_file, tmp_path, monkeypatch):
+    """``train.TASK_TRAIN`` sets what a cell records and what ``train_method`` trains when no steps
+    are given; the ablation study keeps the training it ran with."""
+    import tcdp_lib.runs.train as train
+
+    full = PRESETS["full"]
+    steps = {(c["task"], c["method"]): c["steps"] for c in full.cells()}
+    for task in ("OfflineBallRun-v0", "OfflineCarCircle-v0"):
+        assert steps[task, "tcdp"] == steps[task, "trebi"] == steps[task, "cdd"] == train.TASK_TRAIN[task]["steps"]
+        assert train.TASK_TRAIN[task]["steps"] != train.TrainConfig().steps
+    assert steps["OfflineBallCircle-v0", "tcdp"] == train.TrainConfig().steps
+    assert steps["OfflineBallRun-v0", "bc_safe"] == full.baseline_steps
+    assert {c["steps"] for c in PRESETS["ablations"].cells()} == {bench.ABLATION_STEPS}
+
+    path, _ = small_file
+    ds = load_dataset("OfflineBallCircle-v0", path)
+    monkeypatch.setitem(train.TASK_TRAIN, "OfflineBallCircle-v0",
+                        {"steps": 3, "batch_size": 8, "checkpoint_every": 2, "log_every": 1, "warmup_steps": 1})
+    train_method("tcdp", ds, tmp_path / "run", model_config=train.SMOKE_MODEL, progress=False)
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["train"]["steps"] == 3
+    assert json.loads((tmp_path / "run" / "history.json").read_text())[-1]["step"] == 3
