@@ -1,9 +1,10 @@
-"""Training throughput of the default TCDP configuration on this machine.
+"""Training throughput of a task's default TCDP model and training on this machine.
 
     python benchmarks/training_throughput.py [--task OfflineBallCircle-v0] [--steps 50] [--threads 2]
 
 Prints seconds per optimiser step, samples (CTGDA pairs) per second, and the projected wall
-time of the default run (``TrainConfig().steps`` steps), from a short run in a scratch folder.
+time of the task's default run (``default_train_config(task).steps`` steps), from a short run
+in a scratch folder.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import torch
 
 from tcdp_lib.data.dataset import load_dataset
 from tcdp_lib.device import default_device
-from tcdp_lib.runs.train import RunConfig, TrainConfig, train_tcdp
+from tcdp_lib.runs.train import RunConfig, default_model_config, default_train_config, train_tcdp
 
 
 def main() -> None:
@@ -28,7 +29,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     ds = load_dataset(args.task)
-    default = TrainConfig()
+    default = default_train_config(args.task)
     warm = 5
     cfg = dataclasses.replace(default, steps=args.steps + warm, log_every=1, checkpoint_every=10**9)
     times = []
@@ -37,7 +38,7 @@ def main() -> None:
         times.append(time.perf_counter())
 
     with tempfile.TemporaryDirectory() as tmp:
-        train_tcdp(ds, RunConfig(task=args.task, train=cfg), run_dir=tmp, progress=False, callback=tick)
+        train_tcdp(ds, RunConfig(task=args.task, model=default_model_config(args.task), train=cfg), run_dir=tmp, progress=False, callback=tick)
     per_step = (times[-1] - times[warm - 1]) / args.steps
     print(f"task {args.task}; device {default_device()}; torch threads {args.threads}; batch {cfg.batch_size}")
     print(f"seconds per step: {per_step:.3f}")
