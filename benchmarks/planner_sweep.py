@@ -1,7 +1,8 @@
 """Roll out one trained diffusion planner under a grid of planning and execution settings.
 
 Prints, per setting and budget, the mean raw and normalised reward and cost, the share of
-episodes within the budget, and the setting's wall time. This is the table that chose the
+episodes within the budget, the worst episode's normalised reward (an agent that stalls for a whole
+episode shows there) and the setting's wall time. This is the table that chose the
 planner's defaults (samples per plan, replanning interval, warm start, ``w_cfg``, ``beta``).
 
     .venv/bin/python benchmarks/planner_sweep.py OfflineBallCircle-v0 --model runs/train/.../model.pt \
@@ -34,6 +35,8 @@ def main(argv=None) -> int:
     p.add_argument("--sampling-steps", type=int, nargs="*", default=[None])
     p.add_argument("--budget-fraction", type=float, nargs="*", default=[None])
     p.add_argument("--ensemble", type=int, nargs="*", default=[None])
+    p.add_argument("--cold-samples", type=int, nargs="*", default=[None],
+                   help="samples of a warm-started replan that start from pure noise")
     p.add_argument("--warm-level", type=float, nargs="*", default=[None], help="warm_start_level")
     p.add_argument("--temporal-ensemble", type=int, nargs="*", default=[None])
     p.add_argument("--action-gap", type=int, nargs="*", default=[None],
@@ -76,12 +79,12 @@ def main(argv=None) -> int:
     rows = []
     grid = list(itertools.product(args.action_gap, args.replan_every, args.warm_start, args.samples, args.w_cfg,
                                   args.beta, args.cost_weight, args.sampling_steps, args.budget_fraction, args.ensemble,
-                                  args.temporal_ensemble, args.warm_level))
-    for gap, replan, warm, samples, w, beta, n_cost, steps, frac, ens, temporal, level in grid:
+                                  args.temporal_ensemble, args.warm_level, args.cold_samples))
+    for gap, replan, warm, samples, w, beta, n_cost, steps, frac, ens, temporal, level, cold in grid:
         model = model_with_gap(gap)
         over = {k: v for k, v in (("n_samples", samples), ("w_cfg", w), ("beta", beta), ("cost_weight", n_cost),
                                   ("sampling_steps", steps), ("budget_fraction", frac), ("ensemble", ens),
-                                  ("warm_start_level", level))
+                                  ("warm_start_level", level), ("cold_samples", cold))
                 if v is not None}
         pcfg = PlannerConfig(**over)
         pol = {k: v for k, v in (("replan_every", replan), ("warm_start", None if warm is None else bool(warm)),
@@ -95,10 +98,12 @@ def main(argv=None) -> int:
                                     n_envs=args.n_envs, progress=False)
         wall = time.time() - t0
         for s in summary:
-            within = np.mean([r.cost <= s.budget for r in results if r.budget == s.budget])
+            mine = [r for r in results if r.budget == s.budget]
+            within = np.mean([r.cost <= s.budget for r in mine])
+            worst = min(r.normalized_reward for r in mine)
             rows.append({**({} if gap is None else {"action_gap": gap}), **over, **pol, "budget": s.budget, "reward": s.reward,
                          "cost": s.cost, "norm_reward": s.normalized_reward, "norm_cost": s.normalized_cost,
-                         "within_budget": within, "wall_s": wall})
+                         "within_budget": within, "worst_norm_reward": worst, "wall_s": wall})
         print(pd.DataFrame(rows[-len(summary):]).to_string(index=False, float_format=lambda v: f"{v:.3f}"), flush=True)
     table = pd.DataFrame(rows)
     print("\nall settings:")

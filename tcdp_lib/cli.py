@@ -105,7 +105,7 @@ def _cmd_evaluate(args) -> int:
     over = {} if args.samples is None else {"n_samples": args.samples}
     pcfg = PlannerConfig(w_cfg=args.w_cfg, beta=args.beta, sampling_steps=args.sampling_steps,
                          cost_weight=args.cost_weight, budget_fraction=args.budget_fraction,
-                         ensemble=args.ensemble, **over)
+                         ensemble=args.ensemble, cold_samples=args.cold_samples, **over)
     model = Path(args.model)
     warm = None if args.warm_start is None else bool(args.warm_start)
     make_policy = load_policy(model, args.task, pcfg, replan_every=args.replan_every, method=args.method,
@@ -204,7 +204,7 @@ def _cmd_export(args) -> int:
 
     out = export_model(Path(args.model), Path(args.out), w_cfg=args.w_cfg, beta=args.beta, half=args.half,
                        budget_fraction=args.budget_fraction, ensemble=args.ensemble,
-                       temporal_ensemble=args.temporal_ensemble)
+                       temporal_ensemble=args.temporal_ensemble, cold_samples=args.cold_samples)
     print(f"wrote {out}")
     return 0
 
@@ -312,6 +312,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="act on the mean action of this many best samples within the budget (default: the model's)")
     e.add_argument("--temporal-ensemble", type=int, default=None,
                    help="act on the mean of the last this-many plans' actions for the step (default: the model's)")
+    e.add_argument("--cold-samples", type=int, default=None,
+                   help="samples of a warm-started replan that start from pure noise (default: the model's)")
     e.add_argument("--replan-every", type=int, default=None,
                    help="environment steps between plans (default: PolicyConfig's)")
     e.add_argument("--warm-start", type=int, choices=[0, 1], default=None,
@@ -393,6 +395,8 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--budget-fraction", type=float, default=None, help="share of the remaining budget planned for")
     x.add_argument("--ensemble", type=int, default=None, help="samples whose actions are averaged")
     x.add_argument("--temporal-ensemble", type=int, default=None, help="plans whose actions for a step are averaged")
+    x.add_argument("--cold-samples", type=int, default=None,
+                   help="samples of a warm-started replan that start from pure noise")
     x.add_argument("--half", action="store_true", help="store the weights in float16 (half the file)")
     x.set_defaults(func=_cmd_export)
 

@@ -155,6 +155,11 @@ class GuidanceConfig:
     (temporal ensembling, as Diffusion Policy and ACT execute action chunks): the newest plan's
     action and, from each older plan, the action toward its state for this step. 1: the newest
     plan's alone."""
+    cold_samples: int = 0
+    """With a warm start, this many of the samples of each replan start from pure noise and run
+    the whole sampling chain; the rest start from the previous plan. Warm-started samples denoise
+    back toward the previous plan, so a plan that holds the agent still keeps it there; fresh
+    samples give the choice among plans a way out. 0: every sample warm-started."""
 
     def __post_init__(self):
         if not 0 < self.budget_fraction <= 1:
@@ -163,6 +168,8 @@ class GuidanceConfig:
             raise ValueError(f"ensemble must be >= 1, got {self.ensemble}")
         if self.temporal_ensemble < 1:
             raise ValueError(f"temporal_ensemble must be >= 1, got {self.temporal_ensemble}")
+        if self.cold_samples < 0:
+            raise ValueError(f"cold_samples must be >= 0, got {self.cold_samples}")
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,9 @@ predicted cost-to-go fits the remaining budget, the one with the highest predict
 dynamics on its first two states.
 
 Optionally warm-start: begin the sampler from the previous plan shifted by the steps taken
-and noised to an intermediate level, running only the matching tail of the sampling chain.
+and noised to an intermediate level, running only the matching tail of the sampling chain;
+``cold_samples`` of the samples start from pure noise beside them, so that the choice is never
+only among variations of the previous plan.
 
 Imports only from ``tcdp_lib.method`` (and numpy/torch): never from the ``runs`` layer.
 """
@@ -57,12 +59,17 @@ class PlannerConfig:
     ensemble: int | None = None
     """Samples whose actions are averaged into the action taken (:func:`ensemble_weights`);
     ``None``: ``model.config.guidance.ensemble``."""
+    cold_samples: int | None = None
+    """With a warm start, this many of the ``n_samples`` start from pure noise (the whole sampling
+    chain) instead of the previous plan; ``None``: ``model.config.guidance.cold_samples``."""
 
     def __post_init__(self):
         if self.budget_fraction is not None and not 0 < self.budget_fraction <= 1:
             raise SettingError(f"budget_fraction must lie in (0, 1], got {self.budget_fraction}")
         if self.ensemble is not None and self.ensemble < 1:
             raise SettingError(f"ensemble must be >= 1, got {self.ensemble}")
+        if self.cold_samples is not None and self.cold_samples < 0:
+            raise SettingError(f"cold_samples must be >= 0, got {self.cold_samples}")
         if self.n_samples < 1:
             raise SettingError(f"n_samples must be >= 1, got {self.n_samples}")
         if not 0 < self.warm_start_level <= 1:
@@ -125,6 +132,8 @@ class Planner:
         self.beta = mc.guidance.beta if config.beta is None else config.beta
         self.budget_fraction = mc.guidance.budget_fraction if config.budget_fraction is None else config.budget_fraction
         self.ensemble = min(mc.guidance.ensemble if config.ensemble is None else config.ensemble, config.n_samples)
+        self.cold_samples = min(mc.guidance.cold_samples if config.cold_samples is None else config.cold_samples,
+                                config.n_samples)
         # A variant without a condition samples its unconditional prior (CFG off); one without an
         # energy model has no classifier guidance and picks among samples at random (the first).
         if not model.variant.uses_cfg:
@@ -170,12 +179,33 @@ class Planner:
         if isinstance(generator, (int, np.integer)):
             generator = torch.Generator(device=device).manual_seed(int(generator))
 
-        budget = b_env.repeat_interleave(s)  # (B*S,)
-        # (B*S, 1, C): the observation (action channels unused), broadcast over the horizon by the fix mask
-        x0_known = m.encode(obs_t.unsqueeze(1)).repeat_interleave(s, 0)
+        # (B, 1, C): the observation (action channels unused), broadcast over the horizon by the fix mask
+        x0_known = m.encode(obs_t.unsqueeze(1))
         noise = torch.randn((n_env * s, h, c), generator=generator, device=device)  # (B*S, H, C)
+        time_scale = m.config.budget.time_scale or m.horizon
+        left = np.full(n_env, time_scale) if steps_left is None else np.asarray(steps_left, dtype=np.float64).reshape(-1)
+        if left.shape[0] != n_env:
+            raise ValueError(f"steps_left must have shape ({n_env},), got {left.shape}")
+        left_env = torch.as_tensor(left, dtype=torch.float32, device=device)  # (B,)
+        target = None
+        if m.variant.condition.uses_return:
+            if target_return is None:
+                target = m.target_return(b_env)  # (B,)
+            else:
+                target = torch.as_tensor(np.asarray(target_return), dtype=torch.float32, device=device).reshape(-1)
+                if target.shape[0] != n_env:
+                    raise ValueError(f"target_return must have shape ({n_env},), got {tuple(target.shape)}")
+            target = target.clamp_min(0.0)
+
+        def sample(x, timesteps, per_env: int):
+            """Denoise ``x (B*per_env, H, C)`` along ``timesteps``, each environment's condition repeated."""
+            rep = lambda v: None if v is None else v.repeat_interleave(per_env, 0)  # noqa: E731
+            model_fn = guided_eps(m.backbone, m.encoder, rep(b_env), m.alphas_cumprod, self.w_cfg, self.beta,
+                                  self.energy, steps_left=rep(left_env), target_return=rep(target))
+            return self.sampler(model_fn, x, m.alphas_cumprod, timesteps, m.fix_mask, rep(x0_known), self.clip_x0)
+
         if warm_start is None:
-            x, timesteps = noise, self.timesteps
+            x = sample(noise, self.timesteps, s)  # (B*S, H, C)
         else:
             prev_s = torch.as_tensor(warm_start.best_states, dtype=torch.float32, device=device)  # (B, H, obs)
             if prev_s.shape != (n_env, h, m.obs_dim):
@@ -187,26 +217,16 @@ class Planner:
             prev = torch.cat([prev[:, k:], prev[:, -1:].expand(n_env, k, c)], dim=1)  # (B, H, C) shifted
             prev = prev.repeat_interleave(s, 0)  # (B*S, H, C)
             t0 = torch.full((n_env * s,), self.warm_t, dtype=torch.long, device=device)
-            x, timesteps = q_sample(prev, t0, noise, m.alphas_cumprod), self.warm_timesteps
+            warm = q_sample(prev, t0, noise, m.alphas_cumprod).reshape(n_env, s, h, c)
+            cold, n_warm = self.cold_samples, s - self.cold_samples
+            # per environment: its warm-started samples, then its samples from pure noise
+            parts = [] if n_warm == 0 else [sample(warm[:, :n_warm].reshape(-1, h, c), self.warm_timesteps, n_warm)]
+            if cold:
+                parts.append(sample(noise.reshape(n_env, s, h, c)[:, n_warm:].reshape(-1, h, c), self.timesteps, cold))
+            x = torch.cat([p.reshape(n_env, -1, h, c) for p in parts], dim=1).reshape(n_env * s, h, c)
 
-        time_scale = m.config.budget.time_scale or m.horizon
-        left = np.full(n_env, time_scale) if steps_left is None else np.asarray(steps_left, dtype=np.float64).reshape(-1)
-        if left.shape[0] != n_env:
-            raise ValueError(f"steps_left must have shape ({n_env},), got {left.shape}")
-        left_t = torch.as_tensor(left, dtype=torch.float32, device=device).repeat_interleave(s)  # (B*S,)
-        target = None
-        if m.variant.condition.uses_return:
-            if target_return is None:
-                target = m.target_return(b_env)  # (B,)
-            else:
-                target = torch.as_tensor(np.asarray(target_return), dtype=torch.float32, device=device).reshape(-1)
-                if target.shape[0] != n_env:
-                    raise ValueError(f"target_return must have shape ({n_env},), got {tuple(target.shape)}")
-            target = target.clamp_min(0.0).repeat_interleave(s)  # (B*S,)
-        model_fn = guided_eps(m.backbone, m.encoder, budget, m.alphas_cumprod, self.w_cfg, self.beta, self.energy,
-                              steps_left=left_t, target_return=target)
-        x = self.sampler(model_fn, x, m.alphas_cumprod, timesteps, m.fix_mask, x0_known, self.clip_x0)  # (B*S, H, C)
-
+        budget = b_env.repeat_interleave(s)  # (B*S,)
+        left_t = left_env.repeat_interleave(s)  # (B*S,)
         values, costs = self._score(x, budget, left_t, n_env, s)  # (B, S), (B, S)
         chosen = choose(values, costs, b_env)  # (B,)
         xs = x.reshape(n_env, s, h, c)  # (B, S, H, C)

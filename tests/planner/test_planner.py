@@ -1,4 +1,5 @@
 import ast
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -157,6 +158,34 @@ def test_warm_start_and_budget_clipping(trained):
     with pytest.raises(ValueError, match="remaining_budget"):
         planner.plan(obs, [1.0, 2.0, 3.0])
     np.testing.assert_array_equal(online_remaining_budget(10.0, [3.0, 12.0]), [7.0, 0.0])
+
+
+def test_cold_samples_start_from_noise_beside_the_warm_started_ones(trained):
+    """With a warm start, the last ``cold_samples`` samples of each environment are the samples a
+    plan without a warm start draws (same noise, whole chain); the others are the warm-started
+    samples; the model's guidance config sets the default."""
+    episodes, model = trained
+    obs, nxt = episodes.observations[[0, 1]], episodes.observations[[1, 2]]
+    base = dict(n_samples=4, warm_start_level=0.3, budget_fraction=1.0)
+    first = Planner(model, PlannerConfig(**base)).plan(obs, [1.0, 5.0], generator=0)
+    plans = {cold: Planner(model, PlannerConfig(cold_samples=cold, **base)).plan(nxt, [1.0, 4.0], generator=1,
+                                                                                  warm_start=first)
+             for cold in (0, 2, 4, 9)}
+    fresh = Planner(model, PlannerConfig(**base)).plan(nxt, [1.0, 4.0], generator=1)
+    s0, s2, s4 = plans[0].states, plans[2].states, plans[4].states
+    assert not np.allclose(s0, fresh.states, atol=1e-3)  # the warm start changes the samples
+    np.testing.assert_allclose(s4, fresh.states, atol=1e-5)  # all cold: no warm start at all
+    np.testing.assert_allclose(plans[9].states, fresh.states, atol=1e-5)  # at most n_samples are cold
+    np.testing.assert_allclose(s2[:, 2:], fresh.states[:, 2:], atol=1e-5)  # the last two of each env: cold
+    np.testing.assert_allclose(s2[:, :2], s0[:, :2], atol=1e-5)  # the first two: warm-started
+    m2 = copy.deepcopy(model)
+    m2.config = dataclasses.replace(model.config, guidance=dataclasses.replace(model.config.guidance, cold_samples=2))
+    np.testing.assert_allclose(Planner(m2, PlannerConfig(**base)).plan(nxt, [1.0, 4.0], generator=1,
+                                                                       warm_start=first).states, s2, atol=1e-5)
+    with pytest.raises(SettingError, match="cold_samples"):
+        PlannerConfig(cold_samples=-1)
+    with pytest.raises(ValueError, match="cold_samples"):
+        GuidanceConfig(cold_samples=-1)
 
 
 def test_energy_guidance_raises_predicted_value(trained):
