@@ -10,7 +10,19 @@ Each ``--policy NAME=PATH`` (a TCDP-family model file, a baseline run folder, an
 the episodes' reward and cost, then per window of steps the reward per step, the cost paid, the
 mean |action| and the mean step-to-step action change (jitter), beside the same figures of the
 data's episodes (all of them, and the best-rewarded tenth of those that cost at most ``--budget``). TCDP models plan with ``--w-cfg`` / ``--beta`` / ``--budget-fraction`` where given,
-else the model's own settings.
+else the model's own settings. Episodes run in batches of ``--n-envs`` as a benchmark cell's do
+(10), so episode ``k`` of a cell at the same seed and planning is episode ``k`` here; the worst
+three episodes are named.
+
+``--trace K`` follows episode ``K`` of a TCDP-family policy: every ``--trace-every`` steps, the
+reward and cost so far, the budget the planner plans for, the chosen plan's predicted value and
+cost-to-go, the action's size, and how far the chosen plan moves over its horizon against how
+far the agent then moves over as many steps (normalised state units): a plan that moves while the
+agent stands shows there.
+
+    python benchmarks/policy_profile.py OfflineCarCircle-v0 \
+        --policy tcdp=runs/benchmark/full/OfflineCarCircle-v0/tcdp/seed0/train/model.pt \
+        --budget 10 --episodes 10 --budget-fraction 0.75 --temporal-ensemble 8 --trace 4 --threads 1
 """
 
 from __future__ import annotations
@@ -40,6 +52,16 @@ def profile(rewards: np.ndarray, costs: np.ndarray, actions: np.ndarray) -> list
     return out
 
 
+def realised_moves(states: np.ndarray, span: int) -> np.ndarray:
+    """``(T,)`` distance from the state at step ``t`` to the state ``span`` steps later (``states (T, D)``,
+    normalised); NaN where ``t + span`` is past the episode's end."""
+    states = np.asarray(states, dtype=np.float64)
+    out = np.full(len(states), np.nan)
+    if 0 < span < len(states):
+        out[: len(states) - span] = np.linalg.norm(states[span:] - states[:-span], axis=-1)
+    return out
+
+
 def data_figures(episodes, budget: float) -> dict:
     """Mean |action| and jitter of the data's episodes: all, and the best-rewarded tenth of those
     that cost at most ``budget``."""
@@ -65,6 +87,10 @@ def main(argv=None) -> int:
     p.add_argument("--w-cfg", type=float, default=None)
     p.add_argument("--beta", type=float, default=None)
     p.add_argument("--budget-fraction", type=float, default=None)
+    p.add_argument("--temporal-ensemble", type=int, default=None)
+    p.add_argument("--n-envs", type=int, default=10, help="environments stepped together (a cell's: 10)")
+    p.add_argument("--trace", type=int, default=None, metavar="K", help="follow episode K (TCDP-family policies)")
+    p.add_argument("--trace-every", type=int, default=10)
     p.add_argument("--threads", type=int, default=None)
     args = p.parse_args(argv)
 
@@ -89,9 +115,14 @@ def main(argv=None) -> int:
         name, _, path = spec.partition("=")
         if not path:
             p.error(f"--policy {spec!r}: expected NAME=PATH")
-        make = load_policy(path, args.task, planner_config=PlannerConfig(**planning) if planning else None)
+        make = load_policy(path, args.task, planner_config=PlannerConfig(**planning) if planning else None,
+                           temporal_ensemble=args.temporal_ensemble)
         policy = make(args.seed)
         batches = []  # per batch of environments: {"r", "c", "a"} lists of per-step arrays
+        trace = []  # per step of the traced episode
+        traced = args.trace is not None and hasattr(policy, "last_plan")
+        if args.trace is not None and not traced:
+            print(f"{name}: --trace follows TCDP-family policies only")
 
         def on_step(t, o, a, r, c, done):
             if t == 1:
@@ -102,8 +133,16 @@ def main(argv=None) -> int:
             rows["c"].append(np.where(gone, np.nan, c))
             rows["a"].append(np.where(gone[:, None], np.nan, np.asarray(a, dtype=np.float64)))
             rows["ended"][:] = done
+            if traced and len(batches) - 1 == args.trace // args.n_envs and not gone[args.trace % args.n_envs]:
+                e, plan = args.trace % args.n_envs, policy.last_plan
+                k = int(plan.chosen[e])
+                norm = policy.model.normalize(torch.as_tensor(plan.states[e, k], dtype=torch.float32)).numpy()
+                trace.append({"state": norm[0], "plan_move": float(np.linalg.norm(norm[-1] - norm[0])),
+                              "value": float(plan.values[e, k]), "predicted_cost": float(plan.costs[e, k]),
+                              "planned_for": float(plan.remaining_budget[e]), "r": float(r[e]), "c": float(c[e]),
+                              "abs_action": float(np.abs(a[e]).mean())})
 
-        records = run_episodes(args.task, policy, args.budget, args.episodes, args.seed, n_envs=args.episodes,
+        records = run_episodes(args.task, policy, args.budget, args.episodes, args.seed, n_envs=args.n_envs,
                                on_step=on_step)
         steps = max(len(b["r"]) for b in batches)
 
@@ -123,6 +162,21 @@ def main(argv=None) -> int:
         print(f"\n{name}: reward {rewards.mean():.1f} (normalised {norm[:, 0].mean():.3f}), cost {costs.mean():.2f} "
               f"(normalised {norm[:, 1].mean():.2f}), lengths {sorted(set(lengths.tolist()))}")
         print(table.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+        worst = np.argsort(norm[:, 0])[:3]
+        print("worst episodes (normalised reward / cost): "
+              + ", ".join(f"{i}: {norm[i, 0]:.3f} / {norm[i, 1]:.2f}" for i in worst))
+        if trace:
+            span = policy.model.horizon - 1
+            moved = realised_moves(np.stack([x["state"] for x in trace]), span)
+            rows, reward, cost = [], 0.0, 0.0
+            for t, x in enumerate(trace):
+                reward, cost = reward + x["r"], cost + x["c"]
+                if t % args.trace_every == 0:
+                    rows.append({"step": t, "reward": reward, "cost": cost, "planned_for": x["planned_for"],
+                                 "value": x["value"], "predicted_cost": x["predicted_cost"], "abs_action": x["abs_action"],
+                                 "plan_move": x["plan_move"], "agent_move": moved[t]})
+            print(f"episode {args.trace}, every {args.trace_every} steps (moves over {span} steps, normalised):")
+            print(pd.DataFrame(rows).to_string(index=False, float_format=lambda x: f"{x:.3f}"))
     return 0
 
 

@@ -47,3 +47,10 @@ def test_data_figures_of_the_cheap_best_rewarded_tenth(small_file):
     assert figs["jitter"] > 0 and figs["abs_action"] > 0
     none = policy_profile.data_figures(eps, budget=-1.0)
     assert none["good_episodes"] == 0 and np.isnan(none["good_jitter"])
+
+
+def test_realised_moves_measure_each_step_against_the_one_a_horizon_later():
+    states = np.array([[0.0, 0.0], [3.0, 4.0], [3.0, 4.0], [6.0, 8.0]])
+    np.testing.assert_allclose(policy_profile.realised_moves(states, 1), [5.0, 0.0, 5.0, np.nan])
+    np.testing.assert_allclose(policy_profile.realised_moves(states, 2), [5.0, 5.0, np.nan, np.nan])
+    assert np.isnan(policy_profile.realised_moves(states, 4)).all()  # the horizon past the episode
