@@ -307,7 +307,6 @@ def print_rates(rates: Rates) -> None:
 def dsrl_grid(rates: Rates, episodes: int, metadrive_episodes: int, seeds: int, gpu: bool) -> list[CellCost]:
     """The full DSRL grid as cells: 38 tasks x seeds x our methods, each cell evaluating the task's
     3 budgets; training steps of the ``full`` preset."""
-    from tcdp_lib.method.variants import VARIANTS
     from tcdp_lib.runs.benchmark import PRESETS
 
     full = PRESETS["full"]
@@ -315,7 +314,7 @@ def dsrl_grid(rates: Rates, episodes: int, metadrive_episodes: int, seeds: int, 
     for name, family, limit in dsrl_tasks():
         for seed in range(seeds):
             for m in DSRL_METHODS:
-                steps = full.diffusion_steps if m in VARIANTS else full.baseline_steps
+                steps = full.steps_of(m, name)
                 eps = metadrive_episodes if family == "metadrive" else episodes
                 cells.append(cell_cost(rates, f"{name}/{m}/seed{seed}", family, limit, m, steps, False, eps, 3,
                                        f"{name}/{m}/{seed}", gpu))

@@ -215,14 +215,18 @@ class Planner:
             prev = m.encode(prev_s, prev_a)  # (B, H, C)
             k = self.config.warm_shift
             prev = torch.cat([prev[:, k:], prev[:, -1:].expand(n_env, k, c)], dim=1)  # (B, H, C) shifted
-            prev = prev.repeat_interleave(s, 0)  # (B*S, H, C)
-            t0 = torch.full((n_env * s,), self.warm_t, dtype=torch.long, device=device)
-            warm = q_sample(prev, t0, noise, m.alphas_cumprod).reshape(n_env, s, h, c)
-            cold, n_warm = self.cold_samples, s - self.cold_samples
-            # per environment: its warm-started samples, then its samples from pure noise
-            parts = [] if n_warm == 0 else [sample(warm[:, :n_warm].reshape(-1, h, c), self.warm_timesteps, n_warm)]
-            if cold:
-                parts.append(sample(noise.reshape(n_env, s, h, c)[:, n_warm:].reshape(-1, h, c), self.timesteps, cold))
+            # per environment: its first n_warm samples start from the previous plan, the rest
+            # (cold_samples) from their pure noise
+            n_warm = s - self.cold_samples
+            per_env = noise.reshape(n_env, s, h, c)
+            parts = []
+            if n_warm:
+                t0 = torch.full((n_env * n_warm,), self.warm_t, dtype=torch.long, device=device)
+                warm = q_sample(prev.repeat_interleave(n_warm, 0), t0, per_env[:, :n_warm].reshape(-1, h, c),
+                                m.alphas_cumprod)
+                parts.append(sample(warm, self.warm_timesteps, n_warm))
+            if self.cold_samples:
+                parts.append(sample(per_env[:, n_warm:].reshape(-1, h, c), self.timesteps, self.cold_samples))
             x = torch.cat([p.reshape(n_env, -1, h, c) for p in parts], dim=1).reshape(n_env * s, h, c)
 
         budget = b_env.repeat_interleave(s)  # (B*S,)

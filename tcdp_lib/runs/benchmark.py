@@ -87,7 +87,7 @@ class BenchmarkConfig:
         common = {k: getattr(self, k) for k in ("n_envs", "smoke", "budgets")}
         by_family = self.family_episodes or {}
         cells = [{"method": m, "task": t, "seed": int(s),
-                  "steps": self._steps(m, t),
+                  "steps": self.steps_of(m, t),
                   "episodes": int(by_family.get(get_task(t).family, self.episodes)),
                   **common, "planning": self.planning_of(m, t, planning),
                   **({} if label is None else {"label": label})}
@@ -98,7 +98,7 @@ class BenchmarkConfig:
                              f"tasks {self.tasks}, seeds {self.seeds}")
         return cells
 
-    def _steps(self, method: str, task: str) -> int | None:
+    def steps_of(self, method: str, task: str) -> int | None:
         """A cell's training steps: ``diffusion_steps`` or, where that is ``None``, the task's
         default (``train.default_train_config``) for a diffusion planner; ``baseline_steps`` for a
         baseline (``None``: its config's)."""
