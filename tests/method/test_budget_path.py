@@ -373,6 +373,37 @@ def test_togo_qn_compares_windows_with_as_many_steps_left():
     np.testing.assert_allclose(qn([4.0, 4.0], [4.0, 4.0], [10.0, 100.0]), [1.0, 0.0])
 
 
+def _dense_mid_rank(r, c, v, b):
+    """The definition, one query at a time: the mid rank of v among the r whose c <= b."""
+    out = np.full(len(v), np.nan)
+    for q in range(len(v)):
+        ref = r[c <= b[q]]
+        if ref.size:
+            m = lambda x: (ref < x).sum() + (ref <= x).sum()  # noqa: E731
+            lo, hi = m(ref.min()), m(ref.max())
+            out[q] = np.clip((m(v[q]) - lo) / max(hi - lo, 1), 0, 1) if hi > lo else 0.5
+    return out
+
+
+@pytest.mark.parametrize("n_ref", [1, 63, 64, 65, 300])
+def test_togo_qn_equals_the_definition_with_ties_and_any_budget(n_ref):
+    """The blocked prefix counts give the mid rank exactly, bit for bit: ties in reward and in cost,
+    budgets below every cost, between and above, a reference spanning several blocks."""
+    rng = np.random.default_rng(n_ref)
+    r = rng.integers(0, 12, n_ref).astype(float)  # many ties
+    c = rng.integers(0, 9, n_ref).astype(float)
+    qn = ToGoQN(r, c, np.full(n_ref, 10.0), n_buckets=1)
+    v = np.r_[rng.integers(-2, 14, 200).astype(float), r[:5], rng.normal(5, 4, 50)]
+    b = np.r_[rng.choice([-1.0, 0.0, 3.0, 3.5, 8.0, 100.0, np.inf], 200), c[:5], rng.uniform(-1, 10, 50)]
+    got = qn(v, b, np.full(len(v), 10.0))
+    want = _dense_mid_rank(r, c, v, b)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_array_equal(got[~np.isnan(want)], want[~np.isnan(want)])
+    assert np.isnan(qn([1.0], [np.nan], [10.0])[0])  # no cost is within a NaN budget
+    with pytest.raises(ValueError, match="reward_to_go must be finite"):
+        qn([np.nan], [5.0], [10.0])
+
+
 def test_budget_fraction_scales_what_the_planner_plans_for(model, episodes, monkeypatch):
     """The planner conditions on ``budget_fraction x (b - spent)``; 1 (the default) leaves it unchanged."""
     calls = spy(monkeypatch, model.encoder, "forward")
