@@ -37,6 +37,8 @@ def main(argv=None) -> int:
     p.add_argument("--ensemble", type=int, nargs="*", default=[None])
     p.add_argument("--cold-samples", type=int, nargs="*", default=[None],
                    help="samples of a warm-started replan that start from pure noise")
+    p.add_argument("--choice", nargs="*", default=[None],
+                   help="how the plan to follow is picked among the samples: feasible or energy")
     p.add_argument("--warm-level", type=float, nargs="*", default=[None], help="warm_start_level")
     p.add_argument("--temporal-ensemble", type=int, nargs="*", default=[None])
     p.add_argument("--action-gap", type=int, nargs="*", default=[None],
@@ -79,12 +81,13 @@ def main(argv=None) -> int:
     rows = []
     grid = list(itertools.product(args.action_gap, args.replan_every, args.warm_start, args.samples, args.w_cfg,
                                   args.beta, args.cost_weight, args.sampling_steps, args.budget_fraction, args.ensemble,
-                                  args.temporal_ensemble, args.warm_level, args.cold_samples))
-    for gap, replan, warm, samples, w, beta, n_cost, steps, frac, ens, temporal, level, cold in grid:
+                                  args.temporal_ensemble, args.warm_level, args.cold_samples, args.choice))
+    for gap, replan, warm, samples, w, beta, n_cost, steps, frac, ens, temporal, level, cold, choice in grid:
         model = model_with_gap(gap)
         over = {k: v for k, v in (("n_samples", samples), ("w_cfg", w), ("beta", beta), ("cost_weight", n_cost),
                                   ("sampling_steps", steps), ("budget_fraction", frac), ("ensemble", ens),
-                                  ("warm_start_level", level), ("cold_samples", cold))
+                                  ("warm_start_level", level), ("cold_samples", cold),
+                                  ("choice", choice))
                 if v is not None}
         pcfg = PlannerConfig(**over)
         pol = {k: v for k, v in (("replan_every", replan), ("warm_start", None if warm is None else bool(warm)),

@@ -105,7 +105,7 @@ def _cmd_evaluate(args) -> int:
     over = {} if args.samples is None else {"n_samples": args.samples}
     pcfg = PlannerConfig(w_cfg=args.w_cfg, beta=args.beta, sampling_steps=args.sampling_steps,
                          cost_weight=args.cost_weight, budget_fraction=args.budget_fraction,
-                         ensemble=args.ensemble, cold_samples=args.cold_samples, **over)
+                         ensemble=args.ensemble, cold_samples=args.cold_samples, choice=args.choice, **over)
     model = Path(args.model)
     warm = None if args.warm_start is None else bool(args.warm_start)
     make_policy = load_policy(model, args.task, pcfg, replan_every=args.replan_every, method=args.method,
@@ -204,7 +204,8 @@ def _cmd_export(args) -> int:
 
     out = export_model(Path(args.model), Path(args.out), w_cfg=args.w_cfg, beta=args.beta, half=args.half,
                        budget_fraction=args.budget_fraction, ensemble=args.ensemble,
-                       temporal_ensemble=args.temporal_ensemble, cold_samples=args.cold_samples)
+                       temporal_ensemble=args.temporal_ensemble, cold_samples=args.cold_samples,
+                       choice=args.choice)
     print(f"wrote {out}")
     return 0
 
@@ -314,6 +315,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="act on the mean of the last this-many plans' actions for the step (default: the model's)")
     e.add_argument("--cold-samples", type=int, default=None,
                    help="samples of a warm-started replan that start from pure noise (default: the model's)")
+    e.add_argument("--choice", default=None,
+                   help="how the plan to follow is picked among the samples: feasible or energy (default: the model's)")
     e.add_argument("--replan-every", type=int, default=None,
                    help="environment steps between plans (default: PolicyConfig's)")
     e.add_argument("--warm-start", type=int, choices=[0, 1], default=None,
@@ -397,6 +400,7 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--temporal-ensemble", type=int, default=None, help="plans whose actions for a step are averaged")
     x.add_argument("--cold-samples", type=int, default=None,
                    help="samples of a warm-started replan that start from pure noise")
+    x.add_argument("--choice", default=None, help="how the plan to follow is picked among the samples: feasible or energy")
     x.add_argument("--half", action="store_true", help="store the weights in float16 (half the file)")
     x.set_defaults(func=_cmd_export)
 

@@ -205,7 +205,8 @@ def test_broken_baseline_manifest_is_one_error_line(small_file, tmp_path, capsys
                                                  ("--replan-every", "0", "replan_every must be >= 1, got 0"),
                                                  ("--ensemble", "0", "ensemble must be >= 1, got 0"),
                                                  ("--temporal-ensemble", "0", "temporal_ensemble must be >= 1, got 0"),
-                                                 ("--cold-samples", "-1", "cold_samples must be >= 0, got -1")])
+                                                 ("--cold-samples", "-1", "cold_samples must be >= 0, got -1"),
+                                                 ("--choice", "best", "unknown choice 'best'; choose one of")])
 def test_planning_setting_out_of_range_is_one_error_line(small_file, tmp_path, capsys, no_rollouts, flag, value,
                                                          needle):
     path, _ = _model_file(small_file, tmp_path)

@@ -128,6 +128,10 @@ class DiffusionConfig:
             raise ValueError(f"sampling_steps must lie in [1, {self.n_diffusion_steps}], got {self.sampling_steps}")
 
 
+CHOICES = ("feasible", "energy")
+"""How the planner picks the plan to follow among its samples (``GuidanceConfig.choice``)."""
+
+
 @dataclass(frozen=True)
 class GuidanceConfig:
     """Guidance scales at planning time (starting points, to tune per task in the notebooks)."""
@@ -160,8 +164,16 @@ class GuidanceConfig:
     the whole sampling chain; the rest start from the previous plan. Warm-started samples denoise
     back toward the previous plan, so a plan that holds the agent still keeps it there; fresh
     samples give the choice among plans a way out. 0: every sample warm-started."""
+    choice: str = "feasible"
+    """How the plan to follow is picked among the samples (``CHOICES``). ``"feasible"``: the
+    highest predicted value among those whose predicted cost-to-go fits the remaining budget, the
+    cheapest when none fits. ``"energy"``: the highest guided energy ``value - cost_weight *
+    max(cost - b_t, 0) / budget_scale`` (the objective the guidance pulls toward), so a plan a
+    little over the budget with a much better value can win over a worthless one that fits."""
 
     def __post_init__(self):
+        if self.choice not in CHOICES:
+            raise ValueError(f"unknown choice {self.choice!r}; choose one of {list(CHOICES)}")
         if not 0 < self.budget_fraction <= 1:
             raise ValueError(f"budget_fraction must lie in (0, 1], got {self.budget_fraction}")
         if self.ensemble < 1:

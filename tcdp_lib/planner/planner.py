@@ -24,7 +24,8 @@ import torch
 
 from tcdp_lib.errors import SettingError
 from tcdp_lib.method.diffusion import get_sampler, q_sample, sampling_timesteps
-from tcdp_lib.method.guidance import ValueCostEnergy, guided_eps
+from tcdp_lib.method.config import CHOICES
+from tcdp_lib.method.guidance import ValueCostEnergy, guided_eps, reward_cost_energy
 from tcdp_lib.method.model import TCDP
 
 
@@ -62,8 +63,13 @@ class PlannerConfig:
     cold_samples: int | None = None
     """With a warm start, this many of the ``n_samples`` start from pure noise (the whole sampling
     chain) instead of the previous plan; ``None``: ``model.config.guidance.cold_samples``."""
+    choice: str | None = None
+    """How the plan to follow is picked among the samples (``"feasible"`` or ``"energy"``,
+    ``GuidanceConfig.choice``); ``None``: ``model.config.guidance.choice``."""
 
     def __post_init__(self):
+        if self.choice is not None and self.choice not in CHOICES:
+            raise SettingError(f"unknown choice {self.choice!r}; choose one of {list(CHOICES)}")
         if self.budget_fraction is not None and not 0 < self.budget_fraction <= 1:
             raise SettingError(f"budget_fraction must lie in (0, 1], got {self.budget_fraction}")
         if self.ensemble is not None and self.ensemble < 1:
@@ -134,6 +140,7 @@ class Planner:
         self.ensemble = min(mc.guidance.ensemble if config.ensemble is None else config.ensemble, config.n_samples)
         self.cold_samples = min(mc.guidance.cold_samples if config.cold_samples is None else config.cold_samples,
                                 config.n_samples)
+        self.choice = config.choice or mc.guidance.choice
         # A variant without a condition samples its unconditional prior (CFG off); one without an
         # energy model has no classifier guidance and picks among samples at random (the first).
         if not model.variant.uses_cfg:
@@ -232,7 +239,14 @@ class Planner:
         budget = b_env.repeat_interleave(s)  # (B*S,)
         left_t = left_env.repeat_interleave(s)  # (B*S,)
         values, costs = self._score(x, budget, left_t, n_env, s)  # (B, S), (B, S)
-        chosen = choose(values, costs, b_env)  # (B,)
+        if self.choice == "energy":  # ranked as the guidance pulls, over-budget plans penalised
+            scale = m.energy.budget_scale if isinstance(m.energy, ValueCostEnergy) else 1.0
+            cost_weight = 0.0 if self.energy is None else self.energy.cost_weight
+            ranked = energy_scores(values, costs, b_env, cost_weight, scale)  # (B, S)
+            chosen, fit_costs = ranked.argmax(dim=1), torch.zeros_like(costs)  # the ensemble ranks them all
+        else:
+            ranked, fit_costs = values, costs
+            chosen = choose(values, costs, b_env)  # (B,)
         xs = x.reshape(n_env, s, h, c)  # (B, S, H, C)
         best = xs[torch.arange(n_env, device=device), chosen]  # (B, H, C)
         states, planned = m.decode(xs)  # (B, S, H, obs), (B, S, H, A) or None
@@ -241,7 +255,7 @@ class Planner:
             rows = torch.arange(n_env, device=device)
             actions = self._actions(best.unsqueeze(1), None if first is None else first[rows, chosen, None])[:, 0]
         else:
-            weights = ensemble_weights(values, costs, b_env, chosen, self.ensemble)  # (B, S)
+            weights = ensemble_weights(ranked, fit_costs, b_env, chosen, self.ensemble)  # (B, S)
             actions = (weights.unsqueeze(-1) * self._actions(xs, first)).sum(dim=1)  # (B, A)
         states[:, :, 0] = obs_t.unsqueeze(1)  # the first state is the observation (exact, not round-tripped)
         return Plan(
@@ -291,6 +305,16 @@ def ensemble_weights(values: torch.Tensor, costs: torch.Tensor, remaining_budget
     member = torch.where(member.any(dim=1, keepdim=True), member, alone)
     weights = member.to(values.dtype)
     return weights / weights.sum(dim=1, keepdim=True)
+
+
+def energy_scores(values: torch.Tensor, costs: torch.Tensor, remaining_budget: torch.Tensor, cost_weight: float,
+                  budget_scale: float) -> torch.Tensor:
+    """``(B, S)`` the guided energy of each sample, ``value - cost_weight * max(cost - b, 0) /
+    budget_scale`` (:func:`~tcdp_lib.method.guidance.reward_cost_energy` on scaled costs): what the
+    ``"energy"`` choice ranks by. Where there is no cost prediction (NaN) the value alone."""
+    b = remaining_budget.reshape(-1, 1) / budget_scale
+    scored = reward_cost_energy(values, torch.nan_to_num(costs, nan=0.0) / budget_scale, b, cost_weight)
+    return torch.where(torch.isnan(costs), values, scored)
 
 
 def choose(values: torch.Tensor, costs: torch.Tensor, remaining_budget: torch.Tensor) -> torch.Tensor:

@@ -21,6 +21,7 @@ from tcdp_lib.method import (
     sample_batch,
 )
 from tcdp_lib.planner import Plan, Planner, PlannerConfig, online_remaining_budget
+from tcdp_lib.planner.planner import choose, energy_scores
 import dataclasses
 
 from tcdp_lib.method.config import ActionModelConfig
@@ -187,6 +188,44 @@ def test_cold_samples_start_from_noise_beside_the_warm_started_ones(trained):
     with pytest.raises(ValueError, match="cold_samples"):
         GuidanceConfig(cold_samples=-1)
 
+
+
+def test_energy_scores_trade_value_against_the_cost_beyond_the_budget():
+    values = torch.tensor([[0.05, 0.6, 0.9]])
+    costs = torch.tensor([[7.0, 9.0, 30.0]])  # raw cost units; the budget is 8
+    b = torch.tensor([8.0])
+    assert int(choose(values, costs, b)) == 0  # the only one that fits, worth nothing
+    score = energy_scores(values, costs, b, cost_weight=10.0, budget_scale=80.0)
+    torch.testing.assert_close(score, torch.tensor([[0.05, 0.6 - 10 * 1 / 80, 0.9 - 10 * 22 / 80]]))
+    assert int(score.argmax()) == 1  # a little over the budget, much better valued
+    assert int(energy_scores(values, costs, b, cost_weight=1000.0, budget_scale=80.0).argmax()) == 0
+    no_cost = energy_scores(values, torch.full_like(costs, float("nan")), b, 10.0, 80.0)
+    torch.testing.assert_close(no_cost, values)  # no cost prediction: the value alone
+
+
+def test_energy_choice_follows_the_best_scored_sample(trained):
+    """With ``choice="energy"`` the plan followed (its states, its action) is the sample of highest
+    ``value - cost_weight * max(cost - b, 0) / budget_scale``; the default keeps the feasible rule.
+    A budget that no sample fits makes the two rules pick differently."""
+    episodes, model = trained
+    obs = episodes.observations[[0, 30, 60, 90]]
+    b = np.array([0.0, 0.5, 2.0, 50.0])
+    cfg = dict(n_samples=6, budget_fraction=1.0, cost_weight=0.5)
+    feasible = Planner(model, PlannerConfig(**cfg)).plan(obs, b, generator=3)
+    energy = Planner(model, PlannerConfig(choice="energy", **cfg)).plan(obs, b, generator=3)
+    np.testing.assert_allclose(energy.states, feasible.states)  # the same samples, ranked otherwise
+    v, c, rb = (torch.as_tensor(x) for x in (energy.values, energy.costs, energy.remaining_budget))
+    want = energy_scores(v, c, rb, 0.5, model.energy.budget_scale).argmax(dim=1).numpy()
+    np.testing.assert_array_equal(energy.chosen, want)
+    np.testing.assert_array_equal(feasible.chosen, choose(v, c, rb).numpy())
+    assert not np.array_equal(energy.chosen, feasible.chosen)
+    same = energy.chosen == feasible.chosen  # the action is the followed plan's
+    np.testing.assert_allclose(energy.actions[same], feasible.actions[same], atol=1e-6)
+    assert not np.allclose(energy.actions[~same], feasible.actions[~same], atol=1e-4)
+    with pytest.raises(SettingError, match="unknown choice"):
+        PlannerConfig(choice="best")
+    with pytest.raises(ValueError, match="unknown choice"):
+        GuidanceConfig(choice="best")
 
 def test_energy_guidance_raises_predicted_value(trained):
     episodes, model = trained

@@ -215,7 +215,7 @@ def test_export_sets_guidance_and_keeps_weights(small_file, tmp_path):
     ds = load_dataset("OfflineBallCircle-v0", path)
     res = train_tcdp(ds, tiny_run(5), run_dir=tmp_path / "run", progress=False)
     out = export_model(res.model_path, tmp_path / "ship" / "model.pt", w_cfg=2.5, temporal_ensemble=4, ensemble=2,
-                       cold_samples=3)
+                       cold_samples=3, choice="energy")
     a, _ = load_model(res.model_path)
     b, _ = load_model(out, task="OfflineBallCircle-v0")
     assert b.config.guidance.w_cfg == 2.5 and a.config.guidance.w_cfg != 2.5
@@ -225,6 +225,7 @@ def test_export_sets_guidance_and_keeps_weights(small_file, tmp_path):
 
     assert TCDPPolicy(b).temporal_ensemble == 4 and Planner(b).ensemble == 2  # what the file says is what runs
     assert Planner(b).cold_samples == 3 and Planner(a).cold_samples == 0
+    assert Planner(b).choice == "energy" and Planner(a).choice == "feasible"
     for x, y in zip(a.state_dict().values(), b.state_dict().values()):
         torch.testing.assert_close(x, y)
     assert (tmp_path / "ship" / "config.json").exists()
