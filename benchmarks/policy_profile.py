@@ -16,7 +16,7 @@ three episodes are named.
 
 ``--trace K`` follows episode ``K`` of a TCDP-family policy: every ``--trace-every`` steps, the
 reward and cost so far, the budget the planner plans for, the chosen plan's predicted value and
-cost-to-go, the action's size, and how far the chosen plan moves over its horizon against how
+cost-to-go beside the best value and the cheapest cost-to-go among the samples, the action's size, and how far the chosen plan moves over its horizon against how
 far the agent then moves over as many steps (normalised state units): a plan that moves while the
 agent stands shows there.
 
@@ -140,6 +140,7 @@ def main(argv=None) -> int:
                 trace.append({"state": norm[0], "plan_move": float(np.linalg.norm(norm[-1] - norm[0])),
                               "value": float(plan.values[e, k]), "predicted_cost": float(plan.costs[e, k]),
                               "planned_for": float(plan.remaining_budget[e]), "r": float(r[e]), "c": float(c[e]),
+                              "best_value": float(np.max(plan.values[e])), "cheapest": float(np.min(plan.costs[e])),
                               "abs_action": float(np.abs(a[e]).mean())})
 
         records = run_episodes(args.task, policy, args.budget, args.episodes, args.seed, n_envs=args.n_envs,
@@ -173,7 +174,8 @@ def main(argv=None) -> int:
                 reward, cost = reward + x["r"], cost + x["c"]
                 if t % args.trace_every == 0:
                     rows.append({"step": t, "reward": reward, "cost": cost, "planned_for": x["planned_for"],
-                                 "value": x["value"], "predicted_cost": x["predicted_cost"], "abs_action": x["abs_action"],
+                                 "value": x["value"], "predicted_cost": x["predicted_cost"],
+                                 "best_value": x["best_value"], "cheapest": x["cheapest"], "abs_action": x["abs_action"],
                                  "plan_move": x["plan_move"], "agent_move": moved[t]})
             print(f"episode {args.trace}, every {args.trace_every} steps (moves over {span} steps, normalised):")
             print(pd.DataFrame(rows).to_string(index=False, float_format=lambda x: f"{x:.3f}"))
