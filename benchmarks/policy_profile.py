@@ -16,9 +16,9 @@ three episodes are named.
 
 ``--trace K`` follows episode ``K`` of a TCDP-family policy: every ``--trace-every`` steps, the
 reward and cost so far, the budget the planner plans for, the chosen plan's predicted value and
-cost-to-go beside the best value and the cheapest cost-to-go among the samples, the action's size, and how far the chosen plan moves over its horizon against how
-far the agent then moves over as many steps (normalised state units): a plan that moves while the
-agent stands shows there.
+cost-to-go beside the best value and the cheapest cost-to-go among the samples, the action's size,
+and how far the chosen plan moves over its horizon against how far the agent then moves over as
+many steps (normalised state units): a plan that moves while the agent stands shows there.
 
     python benchmarks/policy_profile.py OfflineCarCircle-v0 \
         --policy tcdp=runs/benchmark/full/OfflineCarCircle-v0/tcdp/seed0/train/model.pt \

@@ -34,20 +34,17 @@ def main(argv=None) -> int:
         ds = load_dataset(task)
         windows = Windows.from_episodes(ds.episodes, default_model_config(task).horizon)
         qn = ToGoQN.from_windows(windows, rng=np.random.default_rng(args.seed))
-        ep = windows.episodes
-        rtg = np.asarray(ep.rewards_to_go)[windows.start]
-        left = ep.bounds[windows.episode, 1] - windows.start
         rng = np.random.default_rng(args.seed + 1)
         spent, nan = 0.0, 0
         for _ in range(args.calls):
-            i = rng.integers(len(windows.start), size=args.batch)
-            budget = windows.cost_to_go[i] * rng.uniform(0.5, 2.0, args.batch)
+            batch = windows.gather(rng.integers(len(windows), size=args.batch))
+            budget = batch.cost_to_go * rng.uniform(0.5, 2.0, args.batch)
             t0 = time.perf_counter()
-            out = qn(rtg[i], budget, left[i])
+            out = qn(batch.reward_to_go, budget, batch.steps_left)
             spent += time.perf_counter() - t0
             nan += int(np.isnan(out).sum())
         print(f"{task}: {1e3 * spent / args.calls:.2f} ms per batch of {args.batch} "
-              f"({len(windows.start)} windows; NaN {nan / (args.calls * args.batch):.1%})")
+              f"({len(windows)} windows; NaN {nan / (args.calls * args.batch):.1%})")
     return 0
 
 

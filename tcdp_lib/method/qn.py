@@ -135,13 +135,11 @@ class ToGoQN:
         inner = np.quantile(s, np.linspace(0, 1, n_buckets + 1)[1:-1])
         self.edges = np.unique(inner)  # bucket i: edges[i-1] < s <= edges[i]
         bucket = np.searchsorted(self.edges, s, side="left")
-        self.ref: list[tuple[np.ndarray, np.ndarray]] = []
-        self._counts: list[_PrefixCounts] = []
+        self._counts: list[_PrefixCounts] = []  # per bucket, its reference windows
         for i in range(len(self.edges) + 1):
             idx = np.flatnonzero(bucket == i)
             if len(idx) > max_ref:
                 idx = rng.choice(idx, size=max_ref, replace=False)
-            self.ref.append((r[idx], c[idx]))
             self._counts.append(_PrefixCounts(r[idx], c[idx]))
 
     @classmethod
@@ -188,8 +186,8 @@ class _PrefixCounts:
         rs = r[order]
         self.size = n = len(rs)
         self.sorted_r = np.sort(rs)
-        self.prefix_min = np.minimum.accumulate(rs) if n else rs
-        self.prefix_max = np.maximum.accumulate(rs) if n else rs
+        self.prefix_min = np.minimum.accumulate(rs)
+        self.prefix_max = np.maximum.accumulate(rs)
         rank = np.searchsorted(self.sorted_r, rs, side="left")  # r_i < v  <=>  rank_i < #{r < v}
         self.n_blocks = -(-n // self.BLOCK)
         # rank of each entry, padded to whole blocks with n (never below a query's count)
@@ -214,15 +212,13 @@ class _PrefixCounts:
     def mid_rank(self, v: np.ndarray, b: np.ndarray) -> np.ndarray:
         """The clipped mid rank ``u`` of each ``v_q`` among the entries with cost ``<= b_q``; NaN
         where none is."""
-        k = np.searchsorted(self.cost, b, side="right")
-        k = np.where(np.isnan(b), 0, k)  # no cost is <= NaN
-        n = k
-        last = np.maximum(k - 1, 0)
         if self.size == 0:
             return np.full(v.shape, np.nan)
-        m = self._count(v, k, "left") + self._count(v, k, "right")
-        lo = self._count(self.prefix_min[last], k, "right")  # entries equal to the feasible minimum
-        hi = n + self._count(self.prefix_max[last], k, "left")  # 2n - entries equal to the maximum
+        n = np.where(np.isnan(b), 0, np.searchsorted(self.cost, b, side="right"))  # feasible prefix; none at NaN
+        last = np.maximum(n - 1, 0)
+        m = self._count(v, n, "left") + self._count(v, n, "right")
+        lo = self._count(self.prefix_min[last], n, "right")  # entries equal to the feasible minimum
+        hi = n + self._count(self.prefix_max[last], n, "left")  # 2n - entries equal to the maximum
         with np.errstate(invalid="ignore", divide="ignore"):
             u = np.where(hi > lo, (m - lo) / np.maximum(hi - lo, 1), 0.5)
         return np.where(n > 0, np.clip(u, 0.0, 1.0), np.nan)

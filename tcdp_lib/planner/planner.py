@@ -148,6 +148,10 @@ class Planner:
         if not model.variant.uses_energy:
             self.beta = 0.0
         self.energy = model.guidance_energy(config.cost_weight)
+        # the rule that picks the plan to follow (and the ensemble's candidates), fixed per planner
+        self._rule = CHOICE_RULES[self.choice]
+        self._penalty = (0.0 if self.energy is None else self.energy.cost_weight,
+                         model.energy.budget_scale if isinstance(model.energy, ValueCostEnergy) else 1.0)
         self.clip_x0 = model.clip_bounds()
         k = mc.diffusion.n_diffusion_steps
         steps = config.sampling_steps or mc.diffusion.sampling_steps
@@ -239,14 +243,7 @@ class Planner:
         budget = b_env.repeat_interleave(s)  # (B*S,)
         left_t = left_env.repeat_interleave(s)  # (B*S,)
         values, costs = self._score(x, budget, left_t, n_env, s)  # (B, S), (B, S)
-        if self.choice == "energy":  # ranked as the guidance pulls, over-budget plans penalised
-            scale = m.energy.budget_scale if isinstance(m.energy, ValueCostEnergy) else 1.0
-            cost_weight = 0.0 if self.energy is None else self.energy.cost_weight
-            ranked = energy_scores(values, costs, b_env, cost_weight, scale)  # (B, S)
-            chosen, fit_costs = ranked.argmax(dim=1), torch.zeros_like(costs)  # the ensemble ranks them all
-        else:
-            ranked, fit_costs = values, costs
-            chosen = choose(values, costs, b_env)  # (B,)
+        chosen, ranked, candidates = self._rule(values, costs, b_env, *self._penalty)  # (B,), (B, S), (B, S)
         xs = x.reshape(n_env, s, h, c)  # (B, S, H, C)
         best = xs[torch.arange(n_env, device=device), chosen]  # (B, H, C)
         states, planned = m.decode(xs)  # (B, S, H, obs), (B, S, H, A) or None
@@ -255,7 +252,7 @@ class Planner:
             rows = torch.arange(n_env, device=device)
             actions = self._actions(best.unsqueeze(1), None if first is None else first[rows, chosen, None])[:, 0]
         else:
-            weights = ensemble_weights(ranked, fit_costs, b_env, chosen, self.ensemble)  # (B, S)
+            weights = top_k_weights(ranked, candidates, chosen, self.ensemble)  # (B, S)
             actions = (weights.unsqueeze(-1) * self._actions(xs, first)).sum(dim=1)  # (B, A)
         states[:, :, 0] = obs_t.unsqueeze(1)  # the first state is the observation (exact, not round-tripped)
         return Plan(
@@ -297,13 +294,19 @@ def ensemble_weights(values: torch.Tensor, costs: torch.Tensor, remaining_budget
     """``(B, S)`` weights averaging the actions of the ``k`` highest-valued samples among those
     whose predicted cost-to-go fits the remaining budget (equal weights; fewer members when fewer
     fit); the ``chosen`` sample alone where none fits or there is no cost prediction."""
-    fits = costs <= remaining_budget.reshape(-1, 1)  # (B, S); False where NaN
-    ranked = torch.where(fits, values, torch.full_like(values, -torch.inf))
-    top = ranked.topk(min(k, values.shape[1]), dim=1).indices  # (B, k)
-    member = torch.zeros_like(fits).scatter(1, top, True) & fits
-    alone = torch.zeros_like(fits).scatter(1, chosen.reshape(-1, 1), True)
+    return top_k_weights(values, costs <= remaining_budget.reshape(-1, 1), chosen, k)  # fits: False where NaN
+
+
+def top_k_weights(ranked: torch.Tensor, candidates: torch.Tensor, chosen: torch.Tensor, k: int) -> torch.Tensor:
+    """``(B, S)`` equal weights on the ``k`` highest-``ranked`` samples among the ``candidates``
+    (``(B, S)`` bool; fewer members when fewer are candidates); the ``chosen`` sample alone where
+    none is."""
+    masked = torch.where(candidates, ranked, torch.full_like(ranked, -torch.inf))
+    top = masked.topk(min(k, ranked.shape[1]), dim=1).indices  # (B, k)
+    member = torch.zeros_like(candidates).scatter(1, top, True) & candidates
+    alone = torch.zeros_like(candidates).scatter(1, chosen.reshape(-1, 1), True)
     member = torch.where(member.any(dim=1, keepdim=True), member, alone)
-    weights = member.to(values.dtype)
+    weights = member.to(ranked.dtype)
     return weights / weights.sum(dim=1, keepdim=True)
 
 
@@ -326,3 +329,19 @@ def choose(values: torch.Tensor, costs: torch.Tensor, remaining_budget: torch.Te
     cheapest = torch.nan_to_num(costs, nan=torch.inf).argmin(dim=1)
     no_cost = torch.isnan(costs).all(dim=1)
     return torch.where(fits.any(dim=1), best_fit, torch.where(no_cost, values.argmax(dim=1), cheapest))
+
+
+def _feasible_rule(values, costs, remaining_budget, cost_weight, budget_scale):
+    """``"feasible"``: :func:`choose`; the ensemble's candidates are the samples that fit."""
+    return choose(values, costs, remaining_budget), values, costs <= remaining_budget.reshape(-1, 1)
+
+
+def _energy_rule(values, costs, remaining_budget, cost_weight, budget_scale):
+    """``"energy"``: the highest :func:`energy_scores`; every sample is a candidate of the ensemble."""
+    ranked = energy_scores(values, costs, remaining_budget, cost_weight, budget_scale)
+    return ranked.argmax(dim=1), ranked, torch.ones_like(ranked, dtype=torch.bool)
+
+
+CHOICE_RULES = {"feasible": _feasible_rule, "energy": _energy_rule}
+"""Per ``GuidanceConfig.choice``: ``rule(values, costs, remaining_budget, cost_weight, budget_scale)
+-> (chosen (B,), ranking (B, S), ensemble candidates (B, S))``."""

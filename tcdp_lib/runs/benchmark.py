@@ -182,7 +182,7 @@ TCDP_TASK_PLANNING: dict[str, dict] = {
     # 0.670 / 0.94; 4 plans 0.640 / 0.80, 0.686 / 0.87. At 0.65 with 4 plans seed 2 earned 0.559 /
     # 0.34 at b = 10 (0.622 / 0.66 at 0.75).
     # The plan followed is the sample of highest guided energy (``choice`` "energy") instead of the
-    # best-valued one that fits: at b = 10 no sample fits in 40-60% of a start's replans, and an
+    # best-valued one that fits: at b = 10 no sample fits in 34-62% of a start's replans, and an
     # episode that took the only fitting one, worth nothing (predicted value 0.00 against 0.4-0.7),
     # stayed in it, warm start after warm start, and stood for the rest of the episode (3 of the 60
     # cell episodes at b = 10, normalised reward 0.005-0.018). The shipped seed-0 model, 20 episodes,

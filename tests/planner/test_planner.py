@@ -24,7 +24,7 @@ from tcdp_lib.planner import Plan, Planner, PlannerConfig, online_remaining_budg
 from tcdp_lib.planner.planner import choose, energy_scores
 import dataclasses
 
-from tcdp_lib.method.config import ActionModelConfig
+from tcdp_lib.method.config import CHOICES, ActionModelConfig
 from tcdp_lib.method.inverse_dynamics import gap_pairs
 from tcdp_lib.planner.policy import PolicyConfig, TCDPPolicy
 from tcdp_lib.runs.train import fit_action_model
@@ -222,6 +222,7 @@ def test_energy_choice_follows_the_best_scored_sample(trained):
     same = energy.chosen == feasible.chosen  # the action is the followed plan's
     np.testing.assert_allclose(energy.actions[same], feasible.actions[same], atol=1e-6)
     assert not np.allclose(energy.actions[~same], feasible.actions[~same], atol=1e-4)
+    assert set(planner_module.CHOICE_RULES) == set(CHOICES)  # a rule for every name the configs accept
     with pytest.raises(SettingError, match="unknown choice"):
         PlannerConfig(choice="best")
     with pytest.raises(ValueError, match="unknown choice"):
